@@ -1,0 +1,185 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"time"
+
+	"github.com/onceflow/onceflow/checkpoint"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// coordinate runs the pure coordinator: it feeds it ticks and messages and
+// executes the effects it returns.
+func (a *attempt) coordinate(ctx context.Context, tasksDone <-chan struct{}) error {
+	c, err := checkpoint.NewCoordinator(a.coordCfg)
+	if err != nil {
+		return permanent(fmt.Errorf("checkpoint coordinator: %w", err))
+	}
+	ticker := time.NewTicker(a.cfg.Tick)
+	defer ticker.Stop()
+	for {
+		var effects []checkpoint.Effect
+		select {
+		case <-ticker.C:
+			effects = c.Step(checkpoint.Tick{})
+		case m := <-a.inbox:
+			effects = c.Step(m)
+		case <-tasksDone:
+			if a.isFinished() {
+				return nil
+			}
+			return errors.New("every subtask ended before the final checkpoint completed")
+		case <-ctx.Done():
+			return nil
+		}
+		if err := a.execute(ctx, c, effects); err != nil {
+			return err
+		}
+	}
+}
+
+func (a *attempt) execute(ctx context.Context, c *checkpoint.Coordinator, effects []checkpoint.Effect) error {
+	for _, e := range effects {
+		switch e := e.(type) {
+		case checkpoint.InjectBarrier:
+			a.mu.Lock()
+			a.lastTriggered = e.Barrier.ID
+			a.triggeredAt[e.Barrier.ID] = time.Now()
+			a.mu.Unlock()
+			for _, v := range a.job.vertices {
+				if v.kind == kindSource {
+					for _, mb := range a.boxes[v] {
+						mb.push(control{kind: ctlTrigger, barrier: e.Barrier})
+					}
+				}
+			}
+		case checkpoint.WriteManifest:
+			e.Manifest.CreatedUnixMilli = time.Now().UnixMilli()
+			_, err := checkpoint.PutManifest(ctx, a.cfg.Store, e.Manifest)
+			if err != nil && ctx.Err() != nil {
+				return nil // the attempt is ending; the outcome is unknown and irrelevant
+			}
+			if err == nil {
+				a.completed(e.Manifest)
+			}
+			if err := a.execute(ctx, c, c.Step(checkpoint.ManifestWritten{ID: e.Manifest.ID, Err: err})); err != nil {
+				return err
+			}
+		case checkpoint.NotifyComplete:
+			// The checkpoint is durable: a failure from here on must be
+			// repaired by recovery committing its transactions.
+			if err := a.fault(FaultBeforeNotify, checkpoint.TaskID{Operator: "coordinator"}, e.ID); err != nil {
+				return err
+			}
+			a.broadcast(control{kind: ctlComplete, id: e.ID, final: e.Final})
+		case checkpoint.NotifyAborted:
+			a.cfg.Logger.Warn("checkpoint aborted", "job", a.job.name, "checkpoint", e.ID, "reason", e.Reason)
+			if a.cfg.Listener != nil {
+				a.cfg.Listener.CheckpointAborted(e.ID, e.Reason)
+			}
+			a.broadcast(control{kind: ctlAborted, id: e.ID})
+		case checkpoint.DeleteCheckpoints:
+			wakeUp(a.gc)
+		case checkpoint.FailJob:
+			if errors.Is(e.Err, checkpoint.ErrExists) {
+				return permanent(e.Err)
+			}
+			return e.Err
+		case checkpoint.JobFinished:
+			a.mu.Lock()
+			a.finished = true
+			a.mu.Unlock()
+		default:
+			return fmt.Errorf("coordinator: unexpected effect %T", e)
+		}
+	}
+	return nil
+}
+
+func (a *attempt) completed(m *checkpoint.Manifest) {
+	a.mu.Lock()
+	if m.Kind == checkpoint.KindCheckpoint {
+		a.lastCompleted = m.ID
+	}
+	started := a.triggeredAt[m.ID]
+	delete(a.triggeredAt, m.ID)
+	a.mu.Unlock()
+	if a.cfg.Listener != nil {
+		a.cfg.Listener.CheckpointCompleted(m, time.Since(started))
+	}
+}
+
+func (a *attempt) broadcast(c control) {
+	for _, boxes := range a.boxes {
+		for _, mb := range boxes {
+			mb.push(c)
+		}
+	}
+}
+
+func (a *attempt) isFinished() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.finished
+}
+
+// progress reports the highest checkpoint id triggered and completed.
+func (a *attempt) progress() (triggered, completed uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lastTriggered, a.lastCompleted
+}
+
+// uploader names and writes one subtask's snapshot objects, recording size
+// and checksum in the handles.
+type uploader struct {
+	a   *attempt
+	env *taskEnv
+	b   checkpoint.Barrier
+}
+
+func (u *uploader) Upload(ctx context.Context, name string, r io.Reader, size int64) (checkpoint.Handle, error) {
+	rest := fmt.Sprintf("%s/%d-%s-%s", u.env.v.name, u.env.index, u.a.token, name)
+	full := checkpoint.ObjectName(u.a.job.name, u.b.Kind, u.b.ID, rest)
+	h := crc32.New(castagnoli)
+	cr := &countingReader{r: io.TeeReader(r, h)}
+	if err := u.a.cfg.Store.Put(ctx, full, cr, size); err != nil {
+		return checkpoint.Handle{}, fmt.Errorf("upload %s: %w", full, err)
+	}
+	return checkpoint.Handle{Name: full, Size: cr.n, CRC32C: h.Sum32()}, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// downloader reads state objects and verifies them against their handles, so
+// a damaged checkpoint is named instead of half-restored.
+type downloader struct{ a *attempt }
+
+func (d *downloader) Open(ctx context.Context, h checkpoint.Handle) (io.ReadCloser, error) {
+	data, err := checkpoint.GetBytes(ctx, d.a.cfg.Store, h.Name)
+	if err != nil {
+		return nil, fmt.Errorf("read state object %s: %w", h.Name, err)
+	}
+	if int64(len(data)) != h.Size {
+		return nil, fmt.Errorf("state object %s: %d bytes, the manifest says %d (truncated or replaced)", h.Name, len(data), h.Size)
+	}
+	if sum := crc32.Checksum(data, castagnoli); sum != h.CRC32C {
+		return nil, fmt.Errorf("state object %s: checksum %08x, the manifest says %08x (corrupt)", h.Name, sum, h.CRC32C)
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}

@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/onceflow/onceflow/checkpoint"
+)
+
+// flags of a job binary; each can also be set by its ONCEFLOW_* variable.
+var (
+	flagsOnce      sync.Once
+	flagStore      = flag.String("checkpoint-store", "", "checkpoint store URL: file:///abs/dir or s3://bucket/prefix (env ONCEFLOW_CHECKPOINT_STORE; default file://<cwd>/onceflow-data/checkpoints)")
+	flagInterval   = flag.Duration("checkpoint-interval", time.Second, "time between checkpoints, 0 = off (env ONCEFLOW_CHECKPOINT_INTERVAL)")
+	flagTimeout    = flag.Duration("checkpoint-timeout", time.Minute, "checkpoint timeout (env ONCEFLOW_CHECKPOINT_TIMEOUT)")
+	flagRetained   = flag.Int("checkpoints-retained", 2, "completed checkpoints kept (env ONCEFLOW_CHECKPOINTS_RETAINED)")
+	flagTolerable  = flag.Int("tolerable-checkpoint-failures", 0, "consecutive failed checkpoints tolerated (env ONCEFLOW_TOLERABLE_CHECKPOINT_FAILURES)")
+	flagRestore    = flag.String("restore", "latest", "latest | none | object name of a checkpoint or savepoint manifest (env ONCEFLOW_RESTORE)")
+	flagParallel   = flag.Int("parallelism", 0, "default operator parallelism, 0 = the job's (env ONCEFLOW_PARALLELISM)")
+	flagRestart    = flag.String("restart", "fixed:-1:1s", "restart strategy: none | fixed:MAX:DELAY | exponential:INITIAL:MAX | failure-rate:N:INTERVAL:DELAY (env ONCEFLOW_RESTART)")
+	flagAllowDrops = flag.Bool("allow-non-restored-state", false, "restore even if the checkpoint holds state of operators the job no longer has (env ONCEFLOW_ALLOW_NON_RESTORED_STATE)")
+	errFlags       error
+)
+
+// ParseFlags parses the command line and the ONCEFLOW_* environment once.
+// Job binaries that define flags of their own call it before building the
+// job; Main calls it too.
+func ParseFlags() error {
+	flagsOnce.Do(func() {
+		flag.Parse()
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		env := map[string]string{
+			"checkpoint-store": "ONCEFLOW_CHECKPOINT_STORE", "checkpoint-interval": "ONCEFLOW_CHECKPOINT_INTERVAL",
+			"checkpoint-timeout": "ONCEFLOW_CHECKPOINT_TIMEOUT", "checkpoints-retained": "ONCEFLOW_CHECKPOINTS_RETAINED",
+			"tolerable-checkpoint-failures": "ONCEFLOW_TOLERABLE_CHECKPOINT_FAILURES", "restore": "ONCEFLOW_RESTORE",
+			"parallelism": "ONCEFLOW_PARALLELISM", "restart": "ONCEFLOW_RESTART",
+			"allow-non-restored-state": "ONCEFLOW_ALLOW_NON_RESTORED_STATE",
+		}
+		for name, key := range env {
+			v, ok := os.LookupEnv(key)
+			if !ok || set[name] { // an explicit flag wins over the environment
+				continue
+			}
+			if err := flag.Set(name, v); err != nil {
+				errFlags = fmt.Errorf("environment %s=%q: %w", key, v, err)
+				return
+			}
+		}
+	})
+	return errFlags
+}
+
+// ConfigFromFlags builds a Config from the parsed flags and environment,
+// opening the checkpoint store (its package must be imported, for example
+// github.com/onceflow/onceflow/checkpoint/fsstore, to register its scheme).
+func ConfigFromFlags(ctx context.Context) (Config, error) {
+	if err := ParseFlags(); err != nil {
+		return Config{}, err
+	}
+	url := *flagStore
+	if url == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return Config{}, fmt.Errorf("default checkpoint store: %w", err)
+		}
+		url = "file://" + filepath.Join(wd, "onceflow-data", "checkpoints")
+	}
+	restart, err := ParseRestartStrategy(*flagRestart)
+	if err != nil {
+		return Config{}, err
+	}
+	store, err := checkpoint.Open(ctx, url)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg := Config{
+		Store: store, CheckpointInterval: *flagInterval, CheckpointTimeout: *flagTimeout,
+		Retained: *flagRetained, TolerableFailures: *flagTolerable, Restore: *flagRestore,
+		Parallelism: *flagParallel, Restart: restart, AllowNonRestoredState: *flagAllowDrops,
+	}
+	return cfg, cfg.Validate()
+}
+
+// Main runs job with the configuration of the command line and environment
+// until it finishes or receives SIGINT/SIGTERM, and exits the process: 0 on
+// success or interruption, 1 on failure (the error goes to stderr), 2 on bad
+// configuration.
+func Main(job *Job) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := ConfigFromFlags(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", job.Name(), err)
+		os.Exit(2)
+	}
+	err = Run(ctx, job, cfg)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", job.Name(), err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}

@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/onceflow/onceflow/checkpoint"
+)
+
+// Run executes the job until its input ends and its final checkpoint is
+// committed (nil), ctx is cancelled (ctx's error), or it fails beyond what
+// the restart strategy allows. After each failure every subtask restarts from
+// the latest completed checkpoint.
+func Run(ctx context.Context, job *Job, cfg Config) error {
+	if err := job.Validate(); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg = cfg.withDefaults()
+	log := cfg.Logger.With("job", job.name)
+
+	ids, err := checkpoint.ListCheckpoints(ctx, cfg.Store, job.name)
+	if err != nil {
+		return fmt.Errorf("list checkpoints of job %q in %s: %w", job.name, cfg.Store, err)
+	}
+	restore, err := initialRestorePoint(ctx, job, cfg)
+	if err != nil {
+		return err
+	}
+	// Checkpoint ids never go backwards, even when restoring an older
+	// checkpoint: a new id must not collide with any manifest in the store.
+	var nextID uint64 = 1
+	if len(ids) > 0 {
+		nextID = ids[len(ids)-1] + 1
+	}
+	if restore != nil {
+		nextID = max(nextID, restore.ID+1)
+	}
+	restarts := newRestarter(cfg.Restart)
+	for n := 1; ; n++ {
+		if restore != nil {
+			log.Info("restoring", "kind", restore.Kind, "checkpoint", restore.ID, "attempt", n)
+		}
+		att, err := newAttempt(job, cfg, restore, nextID, ids)
+		if err != nil {
+			return err
+		}
+		err = att.run(ctx)
+		triggered, completed := att.progress()
+		nextID = max(nextID, triggered+1)
+		if err == nil {
+			log.Info("job finished", "attempts", n)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if IsPermanent(err) {
+			return fmt.Errorf("job %q failed and cannot be restarted: %w", job.name, err)
+		}
+		delay, ok := restarts.next(time.Now())
+		if !ok {
+			return fmt.Errorf("job %q failed; restart strategy %s gives up: %w", job.name, cfg.Restart, err)
+		}
+		log.Warn("job failed; restarting", "attempt", n, "delay", delay, "err", err)
+		if cfg.Listener != nil {
+			cfg.Listener.Restarting(n, err, delay)
+		}
+		if completed > 0 {
+			restore, err = checkpoint.ReadManifest(ctx, cfg.Store, checkpoint.ManifestName(job.name, completed))
+			if err != nil {
+				return fmt.Errorf("job %q: read the latest checkpoint %d to restart from it: %w", job.name, completed, err)
+			}
+		}
+		if ids, err = checkpoint.ListCheckpoints(ctx, cfg.Store, job.name); err != nil {
+			return fmt.Errorf("list checkpoints of job %q in %s: %w", job.name, cfg.Store, err)
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func initialRestorePoint(ctx context.Context, job *Job, cfg Config) (*checkpoint.Manifest, error) {
+	switch cfg.Restore {
+	case "none":
+		return nil, nil
+	case "", "latest":
+		m, err := checkpoint.LatestCheckpoint(ctx, cfg.Store, job.name)
+		if err != nil {
+			return nil, fmt.Errorf("job %q: find the latest checkpoint: %w", job.name, err)
+		}
+		return m, nil
+	}
+	m, err := checkpoint.ReadManifest(ctx, cfg.Store, cfg.Restore)
+	if err != nil {
+		if errors.Is(err, checkpoint.ErrNotFound) {
+			return nil, fmt.Errorf("job %q: restore point %q not found in %s", job.name, cfg.Restore, cfg.Store)
+		}
+		return nil, fmt.Errorf("job %q: restore point %q: %w", job.name, cfg.Restore, err)
+	}
+	return m, nil
+}

@@ -1,0 +1,133 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/onceflow/onceflow/checkpoint"
+)
+
+// SinkWriter writes records to an external system. One instance runs per
+// sink subtask. Optional capabilities: Flusher (at-least-once sinks),
+// TransactionalSink (exactly-once), CheckpointListener, io.Closer.
+type SinkWriter[T any] interface {
+	Write(ctx context.Context, records []T) error
+}
+
+// Flusher is called on every checkpoint barrier: once it returns, every record
+// written before the barrier must be durable (at-least-once delivery).
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// TransactionalSink is the two-phase-commit protocol of an exactly-once sink
+// (DESIGN.md section 7). Records are written into an open transaction.
+//
+//   - PreCommit runs on barrier n, on the record path: flush and durably
+//     prepare the open transaction, start the next one, and return the
+//     committable that lets any process commit the prepared one later (nil
+//     when nothing was written). It goes into checkpoint n.
+//   - Commit runs when a checkpoint holding the committables completed. It
+//     must be idempotent: committing an already committed transaction is
+//     success; a transaction that can no longer be committed (expired,
+//     fenced, lost) is an error, never skipped.
+//   - Recover runs at the start of every attempt, before any Write, with the
+//     committables of the restored checkpoint that this subtask owns (old
+//     subtask j's go to new subtask j mod parallelism). It commits them and
+//     aborts every other transaction this subtask may own from an earlier
+//     incarnation, including those of old subtasks j with j mod parallelism
+//     equal to this subtask's index.
+type TransactionalSink interface {
+	Recover(ctx context.Context, committables []checkpoint.Committable) error
+	PreCommit(ctx context.Context, checkpointID uint64) ([]byte, error)
+	Commit(ctx context.Context, committables []checkpoint.Committable) error
+}
+
+// Sink writes s with writers made by newWriter, one per subtask.
+func Sink[T any](s Stream[T], name string, newWriter func(ctx *Context) (SinkWriter[T], error), opts ...OperatorOption) {
+	j := s.job
+	v := j.addVertex(name, kindSink, opts)
+	connect(s, v, nil)
+	v.newTask = func(env *taskEnv) (taskRunner, error) {
+		return newOneInputTask(env, &sinkProc[T]{newWriter: newWriter}), nil
+	}
+}
+
+// sinkProc adapts a SinkWriter to the task loop.
+type sinkProc[T any] struct {
+	newWriter func(*Context) (SinkWriter[T], error)
+	w         SinkWriter[T]
+	ctx       context.Context
+	s         sinkSide
+}
+
+func (p *sinkProc[T]) open(c *Context) error {
+	w, err := p.newWriter(c)
+	if err != nil {
+		return err
+	}
+	p.w, p.ctx = w, c.ctx
+	p.s.flusher, _ = w.(Flusher)
+	p.s.tx, _ = w.(TransactionalSink)
+	if p.s.tx != nil {
+		if err := p.s.tx.Recover(c.ctx, c.env.restored.committables); err != nil {
+			return fmt.Errorf("recover transactions of checkpoint %d: %w", c.env.restored.checkpointID, err)
+		}
+	}
+	return nil
+}
+
+func (p *sinkProc[T]) process(records []T, _ *Output[struct{}]) error {
+	return p.w.Write(p.ctx, records)
+}
+
+func (p *sinkProc[T]) user() any       { return p.w }
+func (p *sinkProc[T]) side() *sinkSide { return &p.s }
+
+// sinkSide tracks pre-committed transactions until a checkpoint holding them
+// completes. A checkpoint's committables include every earlier one not yet
+// committed, so an aborted checkpoint's transaction is committed by the next
+// completed one.
+type sinkSide struct {
+	flusher Flusher
+	tx      TransactionalSink
+	pending []checkpoint.Committable
+}
+
+func (s *sinkSide) preCommit(ctx context.Context, id uint64) ([]checkpoint.Committable, error) {
+	if s.flusher != nil {
+		if err := s.flusher.Flush(ctx); err != nil {
+			return nil, fmt.Errorf("flush sink: %w", err)
+		}
+	}
+	if s.tx == nil {
+		return nil, nil
+	}
+	data, err := s.tx.PreCommit(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("pre-commit: %w", err)
+	}
+	if data != nil {
+		s.pending = append(s.pending, checkpoint.Committable{CheckpointID: id, Data: data})
+	}
+	return append([]checkpoint.Committable(nil), s.pending...), nil
+}
+
+// commitUpTo commits every pending transaction of checkpoints <= id.
+func (s *sinkSide) commitUpTo(ctx context.Context, env *taskEnv, id uint64) error {
+	n := 0
+	for n < len(s.pending) && s.pending[n].CheckpointID <= id {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := env.att.fault(FaultCommit, env.id, id); err != nil {
+		return err
+	}
+	if err := s.tx.Commit(ctx, s.pending[:n]); err != nil {
+		return fmt.Errorf("commit transactions of checkpoint %d: %w", id, err)
+	}
+	s.pending = append(s.pending[:0], s.pending[n:]...)
+	return nil
+}

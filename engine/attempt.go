@@ -35,7 +35,7 @@ type attempt struct {
 
 	mu            sync.Mutex
 	lastTriggered uint64
-	lastCompleted uint64
+	lastCompleted uint64 // checkpoint or savepoint
 	triggeredAt   map[uint64]time.Time
 	finished      bool
 }

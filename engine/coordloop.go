@@ -104,9 +104,7 @@ func (a *attempt) execute(ctx context.Context, c *checkpoint.Coordinator, effect
 
 func (a *attempt) completed(m *checkpoint.Manifest) {
 	a.mu.Lock()
-	if m.Kind == checkpoint.KindCheckpoint {
-		a.lastCompleted = m.ID
-	}
+	a.lastCompleted = m.ID
 	started := a.triggeredAt[m.ID]
 	delete(a.triggeredAt, m.ID)
 	a.mu.Unlock()

@@ -23,23 +23,18 @@ func Run(ctx context.Context, job *Job, cfg Config) error {
 	cfg = cfg.withDefaults()
 	log := cfg.Logger.With("job", job.name)
 
-	ids, err := checkpoint.ListCheckpoints(ctx, cfg.Store, job.name)
+	ids, highest, err := listIDs(ctx, job, cfg)
 	if err != nil {
-		return fmt.Errorf("list checkpoints of job %q in %s: %w", job.name, cfg.Store, err)
+		return err
 	}
 	restore, err := initialRestorePoint(ctx, job, cfg)
 	if err != nil {
 		return err
 	}
 	// Checkpoint ids never go backwards, even when restoring an older
-	// checkpoint: a new id must not collide with any manifest in the store.
-	var nextID uint64 = 1
-	if len(ids) > 0 {
-		nextID = ids[len(ids)-1] + 1
-	}
-	if restore != nil {
-		nextID = max(nextID, restore.ID+1)
-	}
+	// checkpoint: a new id must not collide with any manifest (checkpoint or
+	// savepoint) in the store.
+	nextID := highest + 1
 	restarts := newRestarter(cfg.Restart)
 	for n := 1; ; n++ {
 		if restore != nil {
@@ -70,14 +65,17 @@ func Run(ctx context.Context, job *Job, cfg Config) error {
 		if cfg.Listener != nil {
 			cfg.Listener.Restarting(n, err, delay)
 		}
+		// Restart from the newest checkpoint or savepoint this run
+		// completed (its sinks may have committed it); before the first one,
+		// from where the run started.
 		if completed > 0 {
-			restore, err = checkpoint.ReadManifest(ctx, cfg.Store, checkpoint.ManifestName(job.name, completed))
+			restore, err = checkpoint.LatestCheckpoint(ctx, cfg.Store, job.name)
 			if err != nil {
-				return fmt.Errorf("job %q: read the latest checkpoint %d to restart from it: %w", job.name, completed, err)
+				return fmt.Errorf("job %q: find the checkpoint to restart from: %w", job.name, err)
 			}
 		}
-		if ids, err = checkpoint.ListCheckpoints(ctx, cfg.Store, job.name); err != nil {
-			return fmt.Errorf("list checkpoints of job %q in %s: %w", job.name, cfg.Store, err)
+		if ids, _, err = listIDs(ctx, job, cfg); err != nil {
+			return err
 		}
 		select {
 		case <-time.After(delay):
@@ -85,6 +83,25 @@ func Run(ctx context.Context, job *Job, cfg Config) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// listIDs returns the completed checkpoint ids (for retention) and the
+// highest id of any checkpoint or savepoint in the store.
+func listIDs(ctx context.Context, job *Job, cfg Config) (checkpoints []uint64, highest uint64, err error) {
+	checkpoints, err = checkpoint.ListCheckpoints(ctx, cfg.Store, job.name)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list checkpoints of job %q in %s: %w", job.name, cfg.Store, err)
+	}
+	savepoints, err := checkpoint.ListSavepoints(ctx, cfg.Store, job.name)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list savepoints of job %q in %s: %w", job.name, cfg.Store, err)
+	}
+	for _, ids := range [][]uint64{checkpoints, savepoints} {
+		if len(ids) > 0 {
+			highest = max(highest, ids[len(ids)-1])
+		}
+	}
+	return checkpoints, highest, nil
 }
 
 func initialRestorePoint(ctx context.Context, job *Job, cfg Config) (*checkpoint.Manifest, error) {

@@ -33,6 +33,10 @@ type Config[T any] struct {
 	RatePerSecond float64
 	// BatchSize is the number of records per read (default 256).
 	BatchSize int
+	// Pause, if set, holds back record seq (and the rest of its split) while
+	// it returns true. Checkpoints go on meanwhile: tests use it to keep a
+	// bounded job running until the faults they inject have fired.
+	Pause func(seq uint64) bool
 }
 
 // Source adds a datagen source named name to the job.
@@ -95,24 +99,22 @@ func (r *reader[T]) ReadBatch(ctx context.Context, dst []T) ([]T, error) {
 		allowed := r.cfg.RatePerSecond*time.Since(r.start).Seconds() - r.emitted
 		if allowed < 1 {
 			wait := time.Duration((1 - allowed) / r.cfg.RatePerSecond * float64(time.Second))
-			t := time.NewTimer(min(wait, 10*time.Millisecond))
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				return dst, ctx.Err()
-			}
-			return dst, nil
+			return dst, sleep(ctx, min(wait, 10*time.Millisecond))
 		}
 		n = min(n, int(allowed))
 	}
 	// Round-robin over the subtask's splits, one batch at a time.
+	paused := false
 	for tries := 0; tries < len(r.splits); tries++ {
 		s := &r.splits[r.cur]
 		r.cur = (r.cur + 1) % len(r.splits)
 		for i := 0; i < n; i++ {
 			seq := r.seq(*s)
 			if r.cfg.Count > 0 && seq >= r.cfg.Count {
+				break
+			}
+			if r.cfg.Pause != nil && r.cfg.Pause(seq) {
+				paused = true
 				break
 			}
 			dst = append(dst, r.cfg.Generate(seq))
@@ -123,7 +125,21 @@ func (r *reader[T]) ReadBatch(ctx context.Context, dst []T) ([]T, error) {
 			return dst, nil
 		}
 	}
+	if paused {
+		return dst, sleep(ctx, 5*time.Millisecond)
+	}
 	return dst, io.EOF
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (r *reader[T]) Positions() ([]checkpoint.SourcePosition, error) {

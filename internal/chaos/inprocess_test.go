@@ -1,0 +1,123 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/onceflow/onceflow/checkpoint/fsstore"
+	"github.com/onceflow/onceflow/connectors/file"
+	"github.com/onceflow/onceflow/engine"
+	"github.com/onceflow/onceflow/internal/testjob"
+)
+
+// TestInProcessFaults runs the keyed count with faults injected at random
+// points (operator errors and panics, snapshot, upload, store writes, sink
+// commit, between checkpoint completion and notification) and checks the
+// committed output against the oracle: nothing lost, nothing duplicated.
+func TestInProcessFaults(t *testing.T) {
+	quota := map[string]int{
+		"operator":                       5,
+		string(engine.FaultSnapshot):     3,
+		string(engine.FaultUpload):       3,
+		"store-put":                      3,
+		string(engine.FaultCommit):       3,
+		string(engine.FaultBeforeNotify): 3,
+	}
+	const minFaults = 20
+	for _, p := range []int{1, 4} {
+		for _, seed := range []uint64{1, 2, 3} {
+			t.Run(fmt.Sprintf("p=%d/seed=%d", p, seed), func(t *testing.T) {
+				t.Parallel()
+				in := newInjector(seed, quota)
+				var trickle atomic.Uint64
+				dir := t.TempDir()
+				fs, err := fsstore.Open(dir + "/ckpt")
+				if err != nil {
+					t.Fatal(err)
+				}
+				const records, keys = 60000, 200
+				o := testjob.Options{
+					Name: "chaos", Records: records, Keys: keys, Parallelism: p, OutDir: dir + "/out",
+					// Spread the input over ~2 s whatever the parallelism.
+					Rate:  float64(records) / 2 / float64(min(p, testjob.Splits)),
+					Fault: func(uint64) error { return in.fault("operator", 1.0/2000, true) },
+					// Hold the last quarter of the input until every kind of
+					// fault has fired, so that a fast run cannot end early; a
+					// trickle still flows so that sinks keep committing.
+					Pause: func(seq uint64) bool {
+						if seq < records*3/4+trickle.Load() || len(in.missing()) == 0 {
+							return false
+						}
+						trickle.Add(1)
+						return true
+					},
+				}
+				cfg := engine.Config{
+					Store:              &flakyStore{Store: fs, in: in, p: 0.05},
+					CheckpointInterval: 20 * time.Millisecond,
+					TolerableFailures:  2,
+					Restart:            engine.FixedDelayRestart(-1, time.Millisecond),
+					Faults:             in.hook(0.05),
+					Tick:               2 * time.Millisecond,
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+				defer cancel()
+				restarts := &restartCounter{}
+				cfg.Listener = restarts
+				if err := engine.Run(ctx, testjob.Build(o), cfg); err != nil {
+					t.Fatalf("run: %v (faults fired: %s)", err, in)
+				}
+				t.Logf("faults fired: %d (%s); restarts: %d", in.total(), in, restarts.n.Load())
+				lines, err := file.ReadCommitted(o.OutDir, "out")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := testjob.Verify(lines, records, keys); err != nil {
+					t.Fatal(err)
+				}
+				if in.total() < minFaults {
+					t.Fatalf("only %d faults fired, want at least %d (missing: %v)", in.total(), minFaults, in.missing())
+				}
+				if m := in.missing(); len(m) > 0 {
+					t.Fatalf("not every kind of fault fired: %v", m)
+				}
+			})
+		}
+	}
+}
+
+// TestParallelismDoesNotChangeOutput is the metamorphic check: the same input
+// at parallelism 1, 2 and 4 commits identical output.
+func TestParallelismDoesNotChangeOutput(t *testing.T) {
+	const records, keys = 30000, 120
+	var first []string
+	for _, p := range []int{1, 2, 4} {
+		dir := t.TempDir()
+		fs, err := fsstore.Open(dir + "/ckpt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := testjob.Options{Name: "meta", Records: records, Keys: keys, Parallelism: p, OutDir: dir + "/out"}
+		if err := engine.Run(context.Background(), testjob.Build(o), engine.Config{Store: fs, CheckpointInterval: 10 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		lines, err := file.ReadCommitted(o.OutDir, "out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sortStrings(lines)
+		if first == nil {
+			first = lines
+			continue
+		}
+		if fmt.Sprint(lines) != fmt.Sprint(first) {
+			t.Fatalf("parallelism %d committed different output than parallelism 1 (%d vs %d lines)", p, len(lines), len(first))
+		}
+	}
+	if err := testjob.Verify(first, records, keys); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -95,17 +95,36 @@ func ConfigFromFlags(ctx context.Context) (Config, error) {
 // success or interruption, 1 on failure (the error goes to stderr), 2 on bad
 // configuration.
 func Main(job *Job) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cfg, err := ConfigFromFlags(ctx)
+	err := RunMain(job)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", job.Name(), err)
-		os.Exit(2)
-	}
-	err = Run(ctx, job, cfg)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", job.Name(), err)
+		var ce configError
+		if errors.As(err, &ce) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 	os.Exit(0)
 }
+
+// RunMain is Main without the exit: it returns nil when the job finished or
+// was interrupted, so that a job binary can do more afterwards (such as
+// verifying its output).
+func RunMain(job *Job) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := ConfigFromFlags(ctx)
+	if err != nil {
+		return configError{err}
+	}
+	err = Run(ctx, job, cfg)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// configError marks a bad command line or environment (exit status 2).
+type configError struct{ error }
+
+func (e configError) Unwrap() error { return e.error }

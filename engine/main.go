@@ -98,8 +98,7 @@ func Main(job *Job) {
 	err := RunMain(job)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", job.Name(), err)
-		var ce configError
-		if errors.As(err, &ce) {
+		if IsConfigError(err) {
 			os.Exit(2)
 		}
 		os.Exit(1)
@@ -122,6 +121,13 @@ func RunMain(job *Job) error {
 		return nil
 	}
 	return err
+}
+
+// IsConfigError reports whether err (from RunMain) is a bad command line or
+// environment rather than a failure of the job.
+func IsConfigError(err error) bool {
+	var ce configError
+	return errors.As(err, &ce)
 }
 
 // configError marks a bad command line or environment (exit status 2).

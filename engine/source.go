@@ -176,3 +176,10 @@ func (t *sourceTask[T]) control(ctx context.Context, c control) (done bool, err 
 	}
 	return false, nil
 }
+
+// NewSourceContextForTest builds a SourceContext for unit tests of source
+// readers outside a running job.
+func NewSourceContextForTest(subtask, parallelism int, restored []checkpoint.SourcePosition) *SourceContext {
+	env := &taskEnv{att: &attempt{job: NewJob("test")}, v: &vertex{name: "source"}, index: subtask, parallelism: parallelism}
+	return &SourceContext{Context: Context{ctx: context.Background(), env: env}, restored: restored}
+}

@@ -12,8 +12,8 @@ import (
 type Codec[T any] interface {
 	// Append appends the encoding of v to dst and returns the extended slice.
 	Append(dst []byte, v T) []byte
-	// Decode decodes b, which holds exactly one encoded value. It must not
-	// retain b.
+	// Decode decodes b, which holds exactly one encoded value, and rejects
+	// anything Append would not produce. It must not retain b.
 	Decode(b []byte) (T, error)
 }
 
@@ -44,8 +44,9 @@ type int64Codec struct{}
 func (int64Codec) Append(dst []byte, v int64) []byte { return binary.AppendVarint(dst, v) }
 func (int64Codec) Decode(b []byte) (int64, error) {
 	v, n := binary.Varint(b)
-	if n <= 0 || n != len(b) {
-		return 0, fmt.Errorf("int64 codec: malformed varint (%d bytes)", len(b))
+	var canon [binary.MaxVarintLen64]byte
+	if n <= 0 || n != len(b) || binary.PutVarint(canon[:], v) != n {
+		return 0, fmt.Errorf("int64 codec: malformed or non-canonical varint %x", b)
 	}
 	return v, nil
 }
@@ -55,8 +56,9 @@ type uint64Codec struct{}
 func (uint64Codec) Append(dst []byte, v uint64) []byte { return binary.AppendUvarint(dst, v) }
 func (uint64Codec) Decode(b []byte) (uint64, error) {
 	v, n := binary.Uvarint(b)
-	if n <= 0 || n != len(b) {
-		return 0, fmt.Errorf("uint64 codec: malformed varint (%d bytes)", len(b))
+	var canon [binary.MaxVarintLen64]byte
+	if n <= 0 || n != len(b) || binary.PutUvarint(canon[:], v) != n {
+		return 0, fmt.Errorf("uint64 codec: malformed or non-canonical varint %x", b)
 	}
 	return v, nil
 }

@@ -36,6 +36,9 @@ func main() {
 	job := testjob.Build(testjob.Options{Name: "keyedcount", Records: *records, Keys: *keys, Rate: *rate, Parallelism: 1, OutDir: *out})
 	if err := engine.RunMain(job); err != nil {
 		fmt.Fprintln(os.Stderr, "keyedcount:", err)
+		if engine.IsConfigError(err) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 	if !*verify {

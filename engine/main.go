@@ -15,26 +15,40 @@ import (
 	"github.com/onceflow/onceflow/checkpoint"
 )
 
-// flags of a job binary; each can also be set by its ONCEFLOW_* variable.
+// mainFlags are the flags of a job binary; each can also be set by its
+// ONCEFLOW_* variable. They are registered on flag.CommandLine only when a job
+// binary calls ParseFlags (or Main), so importing the engine adds no flags.
+type mainFlags struct {
+	store, restore, restart       string
+	interval, timeout             time.Duration
+	retained, tolerable, parallel int
+	allowDrops                    bool
+}
+
 var (
-	flagsOnce      sync.Once
-	flagStore      = flag.String("checkpoint-store", "", "checkpoint store URL: file:///abs/dir or s3://bucket/prefix (env ONCEFLOW_CHECKPOINT_STORE; default file://<cwd>/onceflow-data/checkpoints)")
-	flagInterval   = flag.Duration("checkpoint-interval", time.Second, "time between checkpoints, 0 = off (env ONCEFLOW_CHECKPOINT_INTERVAL)")
-	flagTimeout    = flag.Duration("checkpoint-timeout", time.Minute, "checkpoint timeout (env ONCEFLOW_CHECKPOINT_TIMEOUT)")
-	flagRetained   = flag.Int("checkpoints-retained", 2, "completed checkpoints kept (env ONCEFLOW_CHECKPOINTS_RETAINED)")
-	flagTolerable  = flag.Int("tolerable-checkpoint-failures", 0, "consecutive failed checkpoints tolerated (env ONCEFLOW_TOLERABLE_CHECKPOINT_FAILURES)")
-	flagRestore    = flag.String("restore", "latest", "latest | none | object name of a checkpoint or savepoint manifest (env ONCEFLOW_RESTORE)")
-	flagParallel   = flag.Int("parallelism", 0, "default operator parallelism, 0 = the job's (env ONCEFLOW_PARALLELISM)")
-	flagRestart    = flag.String("restart", "fixed:-1:1s", "restart strategy: none | fixed:MAX:DELAY | exponential:INITIAL:MAX | failure-rate:N:INTERVAL:DELAY (env ONCEFLOW_RESTART)")
-	flagAllowDrops = flag.Bool("allow-non-restored-state", false, "restore even if the checkpoint holds state of operators the job no longer has (env ONCEFLOW_ALLOW_NON_RESTORED_STATE)")
-	errFlags       error
+	flagsOnce sync.Once
+	flags     mainFlags
+	errFlags  error
 )
+
+func (f *mainFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.store, "checkpoint-store", "", "checkpoint store URL: file:///abs/dir or s3://bucket/prefix (env ONCEFLOW_CHECKPOINT_STORE; default file://<cwd>/onceflow-data/checkpoints)")
+	fs.DurationVar(&f.interval, "checkpoint-interval", time.Second, "time between checkpoints, 0 = off (env ONCEFLOW_CHECKPOINT_INTERVAL)")
+	fs.DurationVar(&f.timeout, "checkpoint-timeout", time.Minute, "checkpoint timeout (env ONCEFLOW_CHECKPOINT_TIMEOUT)")
+	fs.IntVar(&f.retained, "checkpoints-retained", 2, "completed checkpoints kept (env ONCEFLOW_CHECKPOINTS_RETAINED)")
+	fs.IntVar(&f.tolerable, "tolerable-checkpoint-failures", 0, "consecutive failed checkpoints tolerated (env ONCEFLOW_TOLERABLE_CHECKPOINT_FAILURES)")
+	fs.StringVar(&f.restore, "restore", "latest", "latest | none | object name of a checkpoint or savepoint manifest (env ONCEFLOW_RESTORE)")
+	fs.IntVar(&f.parallel, "parallelism", 0, "default operator parallelism, 0 = the job's (env ONCEFLOW_PARALLELISM)")
+	fs.StringVar(&f.restart, "restart", "fixed:-1:1s", "restart strategy: none | fixed:MAX:DELAY | exponential:INITIAL:MAX | failure-rate:N:INTERVAL:DELAY (env ONCEFLOW_RESTART)")
+	fs.BoolVar(&f.allowDrops, "allow-non-restored-state", false, "restore even if the checkpoint holds state of operators the job no longer has (env ONCEFLOW_ALLOW_NON_RESTORED_STATE)")
+}
 
 // ParseFlags parses the command line and the ONCEFLOW_* environment once.
 // Job binaries that define flags of their own call it before building the
 // job; Main calls it too.
 func ParseFlags() error {
 	flagsOnce.Do(func() {
+		flags.register(flag.CommandLine)
 		flag.Parse()
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -66,7 +80,7 @@ func ConfigFromFlags(ctx context.Context) (Config, error) {
 	if err := ParseFlags(); err != nil {
 		return Config{}, err
 	}
-	url := *flagStore
+	url := flags.store
 	if url == "" {
 		wd, err := os.Getwd()
 		if err != nil {
@@ -74,7 +88,7 @@ func ConfigFromFlags(ctx context.Context) (Config, error) {
 		}
 		url = "file://" + filepath.Join(wd, "onceflow-data", "checkpoints")
 	}
-	restart, err := ParseRestartStrategy(*flagRestart)
+	restart, err := ParseRestartStrategy(flags.restart)
 	if err != nil {
 		return Config{}, err
 	}
@@ -83,9 +97,9 @@ func ConfigFromFlags(ctx context.Context) (Config, error) {
 		return Config{}, err
 	}
 	cfg := Config{
-		Store: store, CheckpointInterval: *flagInterval, CheckpointTimeout: *flagTimeout,
-		Retained: *flagRetained, TolerableFailures: *flagTolerable, Restore: *flagRestore,
-		Parallelism: *flagParallel, Restart: restart, AllowNonRestoredState: *flagAllowDrops,
+		Store: store, CheckpointInterval: flags.interval, CheckpointTimeout: flags.timeout,
+		Retained: flags.retained, TolerableFailures: flags.tolerable, Restore: flags.restore,
+		Parallelism: flags.parallel, Restart: restart, AllowNonRestoredState: flags.allowDrops,
 	}
 	return cfg, cfg.Validate()
 }

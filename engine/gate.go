@@ -90,7 +90,13 @@ func (g *inputGate[T]) recomputeWatermark() (int64, bool) {
 			lowest = w
 		}
 	}
-	if !any || lowest <= g.wm {
+	// With every input at its end, event time is complete: the watermark
+	// jumps to the maximum so that event-time operators flush (as Flink's
+	// MAX_WATERMARK at end of input).
+	if !any {
+		lowest = math.MaxInt64
+	}
+	if lowest <= g.wm {
 		return g.wm, false
 	}
 	g.wm = lowest

@@ -32,7 +32,7 @@ type Coordinator struct {
 	ended       bool  // whether any checkpoint ended yet, i.e. lastEnd is meaningful
 
 	pending  *pendingCheckpoint
-	queue    []Kind // requested while pending, FIFO, at most one of each kind
+	queue    []TriggerRequest // requested while pending, FIFO, no duplicates
 	failures int    // consecutive failed checkpoints (savepoints do not count)
 
 	completed     []uint64 // completed checkpoints (not savepoints), oldest first
@@ -172,7 +172,7 @@ func (c *Coordinator) Step(msg any) []Effect {
 	case Tick:
 		return c.tick()
 	case TriggerRequest:
-		return c.request(m.Kind)
+		return c.request(m)
 	case Ack:
 		return c.ack(m)
 	case Decline:
@@ -218,19 +218,20 @@ func (c *Coordinator) tick() []Effect {
 	return out
 }
 
-func (c *Coordinator) request(k Kind) []Effect {
+func (c *Coordinator) request(r TriggerRequest) []Effect {
 	// Once every source has finished, the next trigger is the final
 	// checkpoint: it subsumes a checkpoint request, and a savepoint of a
-	// job that is about to finish cannot be honoured.
-	if (k != KindCheckpoint && k != KindSavepoint) || c.allSourcesFinished() {
+	// job that is about to finish cannot be honoured. Only a savepoint can
+	// stop the job.
+	if (r.Kind != KindCheckpoint && r.Kind != KindSavepoint) || (r.Stop && r.Kind != KindSavepoint) || c.allSourcesFinished() {
 		c.ignored++
 		return nil
 	}
 	if c.pending == nil {
-		return []Effect{c.trigger(k, false)}
+		return []Effect{c.trigger(r.Kind, r.Stop)}
 	}
-	if !slices.Contains(c.queue, k) {
-		c.queue = append(c.queue, k)
+	if !slices.Contains(c.queue, r) {
+		c.queue = append(c.queue, r)
 	}
 	return nil
 }
@@ -335,10 +336,11 @@ func (c *Coordinator) abort(reason string) []Effect {
 			return append(out, FailJob{Err: c.err})
 		}
 	}
-	if p.barrier.Final {
+	if p.barrier.Final && p.barrier.Kind == KindCheckpoint {
 		c.finalAbortedAt = c.now
 		return out
 	}
+	// An aborted stop-with-savepoint resumes the job: the sources read on.
 	return append(out, c.afterEnd()...)
 }
 
@@ -352,9 +354,9 @@ func (c *Coordinator) afterEnd() []Effect {
 	if len(c.queue) == 0 {
 		return nil
 	}
-	k := c.queue[0]
+	r := c.queue[0]
 	c.queue = c.queue[1:]
-	return []Effect{c.trigger(k, false)}
+	return []Effect{c.trigger(r.Kind, r.Stop)}
 }
 
 func (c *Coordinator) sourceFinished(t TaskID) []Effect {

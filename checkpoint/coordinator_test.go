@@ -72,6 +72,7 @@ func TestCoordinator(t *testing.T) {
 				return b.String()
 			case "trigger":
 				var k Kind
+				stop := td.HasArg("stop")
 				switch arg := td.CmdArgs[0]; arg.Key {
 				case "checkpoint":
 					k = KindCheckpoint
@@ -82,7 +83,7 @@ func TestCoordinator(t *testing.T) {
 				default:
 					td.Fatalf(t, "trigger %s", arg.Key)
 				}
-				return step(TriggerRequest{Kind: k})
+				return step(TriggerRequest{Kind: k, Stop: stop})
 			case "ack":
 				var id uint64
 				var task, handle string

@@ -61,8 +61,14 @@ type (
 	// Tick advances the coordinator's time by one tick.
 	Tick struct{}
 	// TriggerRequest asks for a checkpoint or savepoint now (if one is in
-	// progress, it is queued until that one ends).
-	TriggerRequest struct{ Kind Kind }
+	// progress, it is queued until that one ends). With Stop, a savepoint
+	// stops the job: its barrier is final, so the sources stop reading when
+	// they inject it, and once it completes the job finishes with every sink
+	// committed. If it aborts, the sources resume and the job goes on.
+	TriggerRequest struct {
+		Kind Kind
+		Stop bool
+	}
 	// Ack is a subtask's acknowledgement of checkpoint ID with its state.
 	Ack struct {
 		ID    uint64

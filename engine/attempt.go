@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -36,8 +37,14 @@ type attempt struct {
 	mu            sync.Mutex
 	lastTriggered uint64
 	lastCompleted uint64 // checkpoint or savepoint
-	triggeredAt   map[uint64]time.Time
+	triggered     map[uint64]triggered
 	finished      bool
+}
+
+// triggered remembers when and what was triggered, for durations and status.
+type triggered struct {
+	at      time.Time
+	barrier checkpoint.Barrier
 }
 
 // taskEnv is everything one subtask needs from its attempt.
@@ -50,6 +57,10 @@ type taskEnv struct {
 	mb          *mailbox
 	keyGroups   checkpoint.KeyGroupRange
 	restored    restoredState
+	// Records read and emitted, counted per batch for status and metrics.
+	recordsIn, recordsOut atomic.Int64
+	// Durations of the latest barrier alignment and sink commit.
+	lastAlignment, lastCommit atomic.Int64
 }
 
 // restoredState is a subtask's share of the restored checkpoint.
@@ -69,7 +80,7 @@ func newAttempt(job *Job, cfg Config, restored *checkpoint.Manifest, nextID uint
 	a := &attempt{
 		job: job, cfg: cfg, token: hex.EncodeToString(tok[:]), restored: restored,
 		par: map[*vertex]int{}, boxes: map[*vertex][]*mailbox{},
-		gc: make(chan struct{}, 1), triggeredAt: map[uint64]time.Time{},
+		gc: make(chan struct{}, 1), triggered: map[uint64]triggered{},
 	}
 	for _, v := range job.vertices {
 		p := job.parallelismOf(v)
@@ -196,7 +207,7 @@ func (e *edge[T]) materialize(a *attempt) {
 // newOutput wires a subtask's outgoing links.
 func newOutput[T any](ctx context.Context, env *taskEnv) *Output[T] {
 	a := env.att
-	o := &Output[T]{ctx: ctx}
+	o := &Output[T]{ctx: ctx, sent: &env.recordsOut}
 	for _, ae := range env.v.outputs {
 		e := ae.(*edge[T])
 		row := a.links[e.index].([][]chan message[T])[env.index]

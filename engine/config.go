@@ -53,6 +53,9 @@ type Config struct {
 	Faults FaultHook
 	// Listener, when set, is told about checkpoints and restarts.
 	Listener Listener
+	// Control, when set, lets a supervisor trigger checkpoints and
+	// savepoints, stop the job with a savepoint and read its status.
+	Control *Control
 	// Tick is the coordinator's clock resolution. Default 10ms.
 	Tick time.Duration
 }
@@ -77,6 +80,11 @@ const (
 	// FaultBeforeNotify: in the coordinator, after the manifest is durable
 	// and before any subtask is told the checkpoint completed.
 	FaultBeforeNotify FaultPoint = "before-notify"
+	// FaultPreCommit: in a transactional sink, after PreCommit prepared its
+	// transaction and before the committable joins the snapshot: a failure
+	// here leaves a prepared transaction that no checkpoint references, which
+	// recovery must abort.
+	FaultPreCommit FaultPoint = "pre-commit"
 )
 
 // FaultHook returns an error to inject a failure at point (or panics).

@@ -50,8 +50,11 @@ func (a *attempt) execute(ctx context.Context, c *checkpoint.Coordinator, effect
 		case checkpoint.InjectBarrier:
 			a.mu.Lock()
 			a.lastTriggered = e.Barrier.ID
-			a.triggeredAt[e.Barrier.ID] = time.Now()
+			a.triggered[e.Barrier.ID] = triggered{at: time.Now(), barrier: e.Barrier}
 			a.mu.Unlock()
+			if a.cfg.Control != nil {
+				a.cfg.Control.injected(e.Barrier)
+			}
 			for _, v := range a.job.vertices {
 				if v.kind == kindSource {
 					for _, mb := range a.boxes[v] {
@@ -61,12 +64,12 @@ func (a *attempt) execute(ctx context.Context, c *checkpoint.Coordinator, effect
 			}
 		case checkpoint.WriteManifest:
 			e.Manifest.CreatedUnixMilli = time.Now().UnixMilli()
-			_, err := checkpoint.PutManifest(ctx, a.cfg.Store, e.Manifest)
+			name, err := checkpoint.PutManifest(ctx, a.cfg.Store, e.Manifest)
 			if err != nil && ctx.Err() != nil {
 				return nil // the attempt is ending; the outcome is unknown and irrelevant
 			}
 			if err == nil {
-				a.completed(e.Manifest)
+				a.completed(e.Manifest, name)
 			}
 			if err := a.execute(ctx, c, c.Step(checkpoint.ManifestWritten{ID: e.Manifest.ID, Err: err})); err != nil {
 				return err
@@ -82,6 +85,14 @@ func (a *attempt) execute(ctx context.Context, c *checkpoint.Coordinator, effect
 			a.cfg.Logger.Warn("checkpoint aborted", "job", a.job.name, "checkpoint", e.ID, "reason", e.Reason)
 			if a.cfg.Listener != nil {
 				a.cfg.Listener.CheckpointAborted(e.ID, e.Reason)
+			}
+			a.mu.Lock()
+			tr := a.triggered[e.ID]
+			delete(a.triggered, e.ID)
+			a.mu.Unlock()
+			if a.cfg.Control != nil {
+				a.cfg.Control.record(CheckpointInfo{ID: e.ID, Kind: tr.barrier.Kind.String(), At: time.Now(),
+					DurationMillis: time.Since(tr.at).Milliseconds(), Aborted: e.Reason})
 			}
 			a.broadcast(control{kind: ctlAborted, id: e.ID})
 		case checkpoint.DeleteCheckpoints:
@@ -102,14 +113,23 @@ func (a *attempt) execute(ctx context.Context, c *checkpoint.Coordinator, effect
 	return nil
 }
 
-func (a *attempt) completed(m *checkpoint.Manifest) {
+func (a *attempt) completed(m *checkpoint.Manifest, name string) {
 	a.mu.Lock()
 	a.lastCompleted = m.ID
-	started := a.triggeredAt[m.ID]
-	delete(a.triggeredAt, m.ID)
+	tr := a.triggered[m.ID]
+	delete(a.triggered, m.ID)
 	a.mu.Unlock()
+	d := time.Since(tr.at)
 	if a.cfg.Listener != nil {
-		a.cfg.Listener.CheckpointCompleted(m, time.Since(started))
+		a.cfg.Listener.CheckpointCompleted(m, d)
+	}
+	if a.cfg.Control != nil {
+		var bytes int64
+		for _, h := range m.Handles() {
+			bytes += h.Size
+		}
+		a.cfg.Control.record(CheckpointInfo{ID: m.ID, Kind: m.Kind.String(), Manifest: name, At: time.Now(),
+			DurationMillis: d.Milliseconds(), Bytes: bytes})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -129,6 +130,23 @@ func RunMain(job *Job) error {
 	cfg, err := ConfigFromFlags(ctx)
 	if err != nil {
 		return configError{err}
+	}
+	ln, err := listenControl()
+	if err != nil {
+		return configError{err}
+	}
+	if ln != nil {
+		cfg.Control = NewControl()
+		srvCtx, stopServer := context.WithCancel(ctx)
+		served := make(chan error, 1)
+		go func() { served <- ServeControl(srvCtx, ln, cfg.Control) }()
+		// The server lives exactly as long as the job: stop and join it.
+		defer func() {
+			stopServer()
+			if err := <-served; err != nil {
+				slog.Error("control server", "job", job.Name(), "err", err)
+			}
+		}()
 	}
 	err = Run(ctx, job, cfg)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {

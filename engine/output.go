@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/onceflow/onceflow/checkpoint"
 )
@@ -14,6 +15,7 @@ type Output[T any] struct {
 	ctx   context.Context
 	edges []outEdge[T]
 	err   error
+	sent  *atomic.Int64 // records sent, for status
 }
 
 type outEdge[T any] struct {
@@ -53,6 +55,7 @@ func (o *Output[T]) send(e *outEdge[T], t int) {
 	}
 	recs := e.bufs[t]
 	e.bufs[t] = make([]T, 0, batchSize)
+	o.sent.Add(int64(len(recs)))
 	if err := e.links[t].send(o.ctx, message[T]{kind: msgData, records: recs}); err != nil {
 		o.err = err
 	}

@@ -44,23 +44,33 @@ func Run(ctx context.Context, job *Job, cfg Config) error {
 		if err != nil {
 			return err
 		}
+		if cfg.Control != nil {
+			cfg.Control.attemptStarted(job.name, att, n)
+		}
 		err = att.run(ctx)
 		triggered, completed := att.progress()
 		nextID = max(nextID, triggered+1)
+		ended := func(err error, state string) error {
+			if cfg.Control != nil {
+				cfg.Control.attemptEnded(err, state)
+			}
+			return err
+		}
 		if err == nil {
 			log.Info("job finished", "attempts", n)
-			return nil
+			return ended(nil, StateFinished)
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return ended(ctx.Err(), StateCancelled)
 		}
 		if IsPermanent(err) {
-			return fmt.Errorf("job %q failed and cannot be restarted: %w", job.name, err)
+			return ended(fmt.Errorf("job %q failed and cannot be restarted: %w", job.name, err), StateFailed)
 		}
 		delay, ok := restarts.next(time.Now())
 		if !ok {
-			return fmt.Errorf("job %q failed; restart strategy %s gives up: %w", job.name, cfg.Restart, err)
+			return ended(fmt.Errorf("job %q failed; restart strategy %s gives up: %w", job.name, cfg.Restart, err), StateFailed)
 		}
+		ended(err, StateRestarting)
 		log.Warn("job failed; restarting", "attempt", n, "delay", delay, "err", err)
 		if cfg.Listener != nil {
 			cfg.Listener.Restarting(n, err, delay)

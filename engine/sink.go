@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/onceflow/onceflow/checkpoint"
 )
@@ -67,6 +68,7 @@ func (p *sinkProc[T]) open(c *Context) error {
 		return err
 	}
 	p.w, p.ctx = w, c.ctx
+	p.s.env = c.env
 	p.s.flusher, _ = w.(Flusher)
 	p.s.tx, _ = w.(TransactionalSink)
 	if p.s.tx != nil {
@@ -89,6 +91,7 @@ func (p *sinkProc[T]) side() *sinkSide { return &p.s }
 // committed, so an aborted checkpoint's transaction is committed by the next
 // completed one.
 type sinkSide struct {
+	env     *taskEnv
 	flusher Flusher
 	tx      TransactionalSink
 	pending []checkpoint.Committable
@@ -106,6 +109,9 @@ func (s *sinkSide) preCommit(ctx context.Context, id uint64) ([]checkpoint.Commi
 	data, err := s.tx.PreCommit(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("pre-commit: %w", err)
+	}
+	if err := s.env.att.fault(FaultPreCommit, s.env.id, id); err != nil {
+		return nil, err
 	}
 	if data != nil {
 		s.pending = append(s.pending, checkpoint.Committable{CheckpointID: id, Data: data})
@@ -125,9 +131,45 @@ func (s *sinkSide) commitUpTo(ctx context.Context, env *taskEnv, id uint64) erro
 	if err := env.att.fault(FaultCommit, env.id, id); err != nil {
 		return err
 	}
+	start := time.Now()
 	if err := s.tx.Commit(ctx, s.pending[:n]); err != nil {
 		return fmt.Errorf("commit transactions of checkpoint %d: %w", id, err)
 	}
+	env.lastCommit.Store(int64(time.Since(start)))
 	s.pending = append(s.pending[:0], s.pending[n:]...)
 	return nil
+}
+
+// Permanent marks err as a failure that restarting cannot fix, such as a
+// connector configuration that can never work or a pre-committed transaction
+// that the external system lost: the job stops with err instead of
+// restarting into the same failure.
+func Permanent(err error) error { return permanent(err) }
+
+// CheckpointTiming is what a transactional sink must know about checkpoints
+// and restarts to check, at start, that its prepared transactions outlive
+// them: a transaction pre-committed for checkpoint n waits for n (or, if n
+// fails, a later checkpoint) to complete, or for a restart to recover it.
+type CheckpointTiming struct {
+	Interval, Timeout, MinPause time.Duration
+	// TolerableFailures is how many consecutive checkpoints may fail
+	// without a restart; the transaction waits through all of them.
+	TolerableFailures int
+	// MaxRestartDelay is the longest the restart strategy waits before
+	// the next attempt recovers (0 when it never restarts).
+	MaxRestartDelay time.Duration
+}
+
+// CheckpointTiming returns the job's checkpoint and restart timing.
+func (c *Context) CheckpointTiming() CheckpointTiming {
+	cfg := c.env.att.cfg
+	t := CheckpointTiming{Interval: cfg.CheckpointInterval, Timeout: cfg.CheckpointTimeout,
+		MinPause: cfg.MinPause, TolerableFailures: cfg.TolerableFailures}
+	switch r := cfg.Restart; r.Kind {
+	case RestartFixedDelay, RestartFailureRate:
+		t.MaxRestartDelay = r.Delay
+	case RestartExponentialBackoff:
+		t.MaxRestartDelay = r.Max + time.Duration(float64(r.Max)*r.Jitter)
+	}
+	return t
 }

@@ -64,8 +64,8 @@ type sourceTask[T any] struct {
 	src      Source[T]
 	r        SourceReader[T]
 	out      *Output[T]
-	finished bool
-	finalID  uint64
+	finished bool   // the input ended
+	finalID  uint64 // the final barrier injected (end of input, or stop with savepoint)
 	wm       int64
 	hasWM    bool
 }
@@ -90,7 +90,9 @@ func (t *sourceTask[T]) run(ctx context.Context) error {
 				return err
 			}
 		}
-		if t.finished {
+		// After a final barrier (stop with savepoint) no record may follow
+		// it: wait for its completion, or for its abort to resume.
+		if t.finished || t.finalID != 0 {
 			select {
 			case <-env.mb.wake:
 			case <-ctx.Done():
@@ -170,6 +172,9 @@ func (t *sourceTask[T]) control(ctx context.Context, c control) (done bool, err 
 			return true, t.out.broadcast(message[T]{kind: msgEndOfStream})
 		}
 	case ctlAborted:
+		if c.id == t.finalID {
+			t.finalID = 0 // a stop-with-savepoint failed: read on
+		}
 		if l, ok := t.r.(CheckpointListener); ok {
 			l.CheckpointAborted(c.id)
 		}

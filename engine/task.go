@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"time"
 
 	"github.com/onceflow/onceflow/checkpoint"
 	"github.com/onceflow/onceflow/engine/state"
@@ -33,6 +35,7 @@ type oneInputTask[IN, OUT any] struct {
 	gate    *inputGate[IN]
 	out     *Output[OUT]
 	aligner *checkpoint.Aligner
+	aligned time.Time // when the current alignment started
 	cctx    *Context
 	backend state.Backend
 }
@@ -89,6 +92,7 @@ func (t *oneInputTask[IN, OUT]) run(ctx context.Context) (err error) {
 func (t *oneInputTask[IN, OUT]) handle(ctx context.Context, m message[IN], in int) (done bool, err error) {
 	switch m.kind {
 	case msgData:
+		t.env.recordsIn.Add(int64(len(m.records)))
 		if err := t.p.process(m.records, t.out); err != nil {
 			return false, err
 		}
@@ -143,10 +147,17 @@ func (t *oneInputTask[IN, OUT]) align(ctx context.Context, msg any) error {
 	for _, e := range t.aligner.Step(msg) {
 		switch e := e.(type) {
 		case checkpoint.Block:
+			if !slices.Contains(t.gate.blocked, true) {
+				t.aligned = time.Now()
+			}
 			t.gate.blocked[e.Input] = true
 		case checkpoint.UnblockAll:
 			clear(t.gate.blocked)
 		case checkpoint.Snapshot:
+			if !t.aligned.IsZero() {
+				t.env.lastAlignment.Store(int64(time.Since(t.aligned)))
+				t.aligned = time.Time{}
+			}
 			if err := t.snapshot(ctx, e.Barrier); err != nil {
 				return fmt.Errorf("checkpoint %d: %w", e.Barrier.ID, err)
 			}

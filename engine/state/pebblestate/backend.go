@@ -1,0 +1,310 @@
+package pebblestate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/onceflow/onceflow/engine/state"
+)
+
+// backend is the state of one operator subtask: a Pebble database behind a
+// write-back cache.
+//
+// Reads look, newest first, at: dirty (written since the last snapshot),
+// frozen (the dirty generations of snapshots whose writes to Pebble the
+// record path has not seen complete), clean (the newest generation known to
+// be in Pebble, kept as a read cache), then Pebble. A snapshot's synchronous
+// part only moves dirty to frozen; its asynchronous part writes the frozen
+// generation to Pebble and to a changelog segment, then uploads.
+//
+// Every write to Pebble goes through applyLocked or spill under wmu, in the
+// order of the intervals they belong to, so that the database always holds
+// a prefix of the history of changes: what snapshots rely on.
+type backend struct {
+	opts  Options
+	info  state.SubtaskInfo
+	dir   layout
+	lock  io.Closer
+	db    *pebble.DB
+	cache *pebble.Cache
+
+	// Registered states, by ID. Only the record path touches these after
+	// New, except stateDecls (under cmu) which snapshots record.
+	names  map[string]state.ID
+	states []stateInfo
+	tags   map[uint32]string
+
+	// Record path only.
+	kg         int
+	owned      bool
+	key        []byte
+	kbuf, vbuf []byte
+	dirty      *cacheMap
+	frozen     []*pendingApply // oldest first
+	clean      *cacheMap
+	observed   uint64
+	spill      *segmentWriter // changelog of this interval's spills, if any
+	seq        uint64         // of the last pendingApply created
+	spillLimit int64
+
+	// Shared with the asynchronous part.
+	applied atomic.Uint64 // seq of the newest applied pendingApply
+	broken  atomic.Pointer[error]
+	qmu     sync.Mutex
+	queue   []*pendingApply // created, not yet applied, oldest first
+	wmu     sync.Mutex      // serializes writes to Pebble
+	cmu     sync.Mutex
+	chain   chainState
+	decls   []stateDecl // states as of the latest Register, for snapshots
+	stats   Stats
+
+	upMu          sync.Mutex // one upload at a time, in checkpoint order
+	closed        bool
+	lastUploadSeq atomic.Uint64
+	matSeq        atomic.Uint64 // seq of the latest snapshot asked to materialize
+}
+
+type stateInfo struct {
+	name string
+	kind state.Kind
+	tag  uint32
+}
+
+func (b *backend) Register(name string, kind state.Kind) (state.ID, error) {
+	if id, ok := b.names[name]; ok {
+		if b.states[id].kind != kind {
+			return 0, fmt.Errorf("state %q registered as %s, now requested as %s", name, b.states[id].kind, kind)
+		}
+		return id, nil
+	}
+	if len(b.states) >= 1<<16-1 {
+		return 0, fmt.Errorf("state %q: too many states", name)
+	}
+	tag := stateTag(name)
+	if other, ok := b.tags[tag]; ok && other != name {
+		return 0, fmt.Errorf("state %q: its on-disk tag collides with state %q; rename one of them", name, other)
+	}
+	b.cmu.Lock()
+	defer b.cmu.Unlock()
+	for _, d := range b.decls {
+		if d.Name == name && d.Kind != kind {
+			return 0, fmt.Errorf("state %q was stored as %s state, now requested as %s", name, d.Kind, kind)
+		}
+	}
+	id := state.ID(len(b.states))
+	b.names[name] = id
+	b.tags[tag] = name
+	b.states = append(b.states, stateInfo{name: name, kind: kind, tag: tag})
+	if !hasDecl(b.decls, name) {
+		b.decls = append(b.decls, stateDecl{Name: name, Kind: kind})
+	}
+	return id, nil
+}
+
+func hasDecl(decls []stateDecl, name string) bool {
+	for _, d := range decls {
+		if d.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *backend) SetCurrentKey(kg int, key []byte) {
+	b.kg, b.key = kg, key
+	b.owned = b.info.KeyGroups.Contains(kg)
+}
+
+// check fails an access outside the subtask's key groups or after the
+// backend broke.
+func (b *backend) check() error {
+	if p := b.broken.Load(); p != nil {
+		return *p
+	}
+	if !b.owned {
+		return fmt.Errorf("%s/%d: key %q is in key group %d, outside %v", b.info.Operator, b.info.Subtask, b.key, b.kg, b.info.KeyGroups)
+	}
+	return nil
+}
+
+// encode builds the Pebble key of (id, current key, userKey) in kbuf and
+// returns it with the length of its map prefix (0 for non-map states).
+func (b *backend) encode(id state.ID, userKey []byte) ([]byte, int, error) {
+	if int(id) >= len(b.states) {
+		return nil, 0, fmt.Errorf("unknown state id %d", id)
+	}
+	st := &b.states[id]
+	b.kbuf = appendPrefix(b.kbuf[:0], b.kg, st.tag, b.key)
+	prefix := 0
+	if st.kind == state.KindMap {
+		prefix = len(b.kbuf)
+	}
+	return append(b.kbuf, userKey...), prefix, nil
+}
+
+func (b *backend) Get(id state.ID, userKey []byte) ([]byte, bool, error) {
+	if err := b.check(); err != nil {
+		return nil, false, err
+	}
+	b.observe()
+	k, _, err := b.encode(id, userKey)
+	if err != nil {
+		return nil, false, err
+	}
+	if e, ok := b.lookup(k); ok {
+		return e.val, !e.del, nil
+	}
+	v, closer, err := b.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("get state %q: %w", b.states[id].name, err)
+	}
+	b.vbuf = append(b.vbuf[:0], v...)
+	closer.Close()
+	return b.vbuf, true, nil
+}
+
+// lookup finds k in the cache generations, newest first.
+func (b *backend) lookup(k []byte) (*entry, bool) {
+	if e, ok := b.dirty.get(k); ok {
+		return e, true
+	}
+	for i := len(b.frozen) - 1; i >= 0; i-- {
+		if e, ok := b.frozen[i].frozen.get(k); ok {
+			return e, true
+		}
+	}
+	if b.clean != nil {
+		return b.clean.get(k)
+	}
+	return nil, false
+}
+
+func (b *backend) Put(id state.ID, userKey, value []byte) error {
+	return b.write(id, userKey, value, false)
+}
+
+func (b *backend) Delete(id state.ID, userKey []byte) error {
+	return b.write(id, userKey, nil, true)
+}
+
+func (b *backend) write(id state.ID, userKey, value []byte, del bool) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	k, prefix, err := b.encode(id, userKey)
+	if err != nil {
+		return err
+	}
+	b.dirty.put(k, value, del, prefix)
+	if b.dirty.bytes > b.spillLimit {
+		return b.spillDirty()
+	}
+	return nil
+}
+
+// observe notices the generations the asynchronous part wrote to Pebble:
+// they leave the frozen list, and the newest becomes the clean read cache.
+func (b *backend) observe() {
+	a := b.applied.Load()
+	if a == b.observed {
+		return
+	}
+	b.observed = a
+	n := 0
+	for n < len(b.frozen) && b.frozen[n].seq <= a {
+		n++
+	}
+	if n > 0 {
+		b.clean = b.frozen[n-1].frozen
+		b.frozen = append(b.frozen[:0], b.frozen[n:]...)
+	}
+}
+
+func (b *backend) Scan(id state.ID, fn func(userKey, value []byte) error) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	if int(id) >= len(b.states) {
+		return fmt.Errorf("unknown state id %d", id)
+	}
+	if b.states[id].kind != state.KindMap {
+		v, ok, err := b.Get(id, nil)
+		if err != nil || !ok {
+			return err
+		}
+		return fn(nil, v)
+	}
+	b.observe()
+	prefix := appendPrefix(nil, b.kg, b.states[id].tag, b.key)
+	// The cached entries of this map, newest generation last so it wins.
+	// clean is left out: everything in it is in Pebble already.
+	overlay := map[string]*entry{}
+	for _, p := range b.frozen {
+		for _, k := range p.frozen.prefixes[string(prefix)] {
+			overlay[k] = p.frozen.m[k]
+		}
+	}
+	for _, k := range b.dirty.prefixes[string(prefix)] {
+		overlay[k] = b.dirty.m[k]
+	}
+	keys := make([]string, 0, len(overlay))
+	for k := range overlay {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+
+	it, err := b.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("scan state %q: %w", b.states[id].name, err)
+	}
+	defer it.Close()
+	valid := it.First()
+	emit := func(k string, e *entry) error {
+		if e.del {
+			return nil
+		}
+		return fn([]byte(k[len(prefix):]), e.val)
+	}
+	for valid || len(keys) > 0 {
+		switch {
+		case valid && (len(keys) == 0 || bytes.Compare(it.Key(), []byte(keys[0])) < 0):
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return fmt.Errorf("scan state %q: %w", b.states[id].name, err)
+			}
+			if err := fn(it.Key()[len(prefix):], v); err != nil {
+				return err
+			}
+			valid = it.Next()
+		default:
+			if valid && bytes.Equal(it.Key(), []byte(keys[0])) {
+				valid = it.Next() // the cache has a newer version
+			}
+			if err := emit(keys[0], overlay[keys[0]]); err != nil {
+				return err
+			}
+			keys = keys[1:]
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("scan state %q: %w", b.states[id].name, err)
+	}
+	return nil
+}
+
+// fail marks the backend broken: its database no longer matches the
+// history of changes, so no further access or snapshot may succeed.
+func (b *backend) fail(err error) error {
+	b.broken.CompareAndSwap(nil, &err)
+	return err
+}

@@ -33,7 +33,7 @@ type Coordinator struct {
 
 	pending  *pendingCheckpoint
 	queue    []TriggerRequest // requested while pending, FIFO, no duplicates
-	failures int    // consecutive failed checkpoints (savepoints do not count)
+	failures int              // consecutive failed checkpoints (savepoints do not count)
 
 	completed     []uint64 // completed checkpoints (not savepoints), oldest first
 	lastCompleted uint64   // latest completed checkpoint or savepoint

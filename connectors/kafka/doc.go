@@ -1,0 +1,39 @@
+// Package kafka connects Onceflow jobs to Kafka: a replayable source whose
+// positions live in checkpoints, and a sink with a choice of delivery
+// guarantee up to exactly once through Kafka transactions. It is the only
+// package of the project that imports franz-go (outside tests and the
+// embedded development broker in devbroker).
+//
+// # Source
+//
+// The partitions of the configured topics are spread over the source
+// subtasks by a fixed function of (topic, partition, parallelism), so every
+// subtask knows its partitions without coordination and a restore at another
+// parallelism moves whole partitions. A checkpoint stores the next offset of
+// every partition; a restored reader seeks there and nothing else. Consumer
+// group offsets are never read back for correctness: they are written after
+// a checkpoint completes only when asked (for lag monitoring), and read only
+// to choose where a job without any checkpoint starts.
+//
+// # Exactly-once sink: the protocol at the interface
+//
+// Each sink subtask owns a bounded pool of transactional ids
+// "<prefix>-<operator>-<subtask>-<slot>". Records go into a transaction on
+// one id; on barrier n (PreCommit) the sink flushes, waits for every produce
+// result and returns the committable (transactional id, producer id, epoch
+// as returned by the last produce). The next records open a transaction on
+// another id. When checkpoint n completes the transaction is committed. An
+// id is reused only after a later checkpoint has completed whose snapshot
+// was taken after the commit, so no restore point can still name the old
+// transaction when a new one runs on the same id (which, on brokers without
+// KIP-890 epoch bumps, would have the same producer epoch).
+//
+// Recover, at the start of every attempt, commits the restored committables
+// with a raw EndTxn(commit) through the client, never InitProducerID (which
+// would abort them). "Already committed" is success; a transaction the broker
+// aborted (expired) or fenced stops the job with an error that says so: the
+// checkpoint's output would be lost. Then it lists the open transactions of
+// the prefix and aborts those this subtask owns (the ids of old subtasks j
+// with j mod parallelism equal to its index), so that read_committed
+// consumers are not held back by an earlier incarnation's leftovers.
+package kafka

@@ -1,0 +1,242 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/onceflow/onceflow/checkpoint"
+	"github.com/onceflow/onceflow/engine"
+)
+
+type slotState int
+
+const (
+	slotFree      slotState = iota
+	slotOpen                // records are being written into its transaction
+	slotPrepared            // flushed at a barrier, waiting for its checkpoint
+	slotCommitted           // committed; reusable after a later checkpoint completes
+	slotBroken              // a commit failed with an unknown outcome: never reuse
+)
+
+// slot is one transactional id of the pool with its producer client.
+type slot struct {
+	index     int
+	id        string
+	cl        *kgo.Client // created on first use, kept for reuse
+	state     slotState
+	prepared  committable
+	freeAfter uint64 // slotCommitted: reusable once a checkpoint > freeAfter completes
+	res       *results
+}
+
+// txnWriter is the exactly-once writer of one sink subtask (see the package
+// documentation for the protocol).
+type txnWriter[T any] struct {
+	cfg         *SinkConfig[T]
+	name        string
+	ids         txnIDs
+	subtask     int
+	parallelism int
+	b           recordBuilder[T]
+	adm         *kgo.Client // raw EndTxn, InitProducerID, ListTransactions
+	slots       []*slot
+	cur         *slot
+	lastBarrier uint64 // id of the latest PreCommit
+	log         *slog.Logger
+}
+
+func newTxnWriter[T any](ctx *engine.Context, cfg *SinkConfig[T]) (*txnWriter[T], error) {
+	adm, err := newClient(cfg.Brokers, cfg.ClientOptions)
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink %q: %w", ctx.Operator(), err)
+	}
+	w := &txnWriter[T]{
+		cfg: cfg, name: ctx.Operator(), ids: newTxnIDs(cfg.TransactionalIDPrefix, ctx.Operator()),
+		subtask: ctx.Subtask(), parallelism: ctx.Parallelism(), b: recordBuilder[T]{cfg: cfg}, adm: adm,
+		log: slog.Default().With("job", ctx.Job(), "sink", ctx.Operator(), "subtask", ctx.Subtask()),
+	}
+	for i := 0; i < cfg.PoolSize; i++ {
+		w.slots = append(w.slots, &slot{index: i, id: w.ids.id(w.subtask, i), res: newResults()})
+	}
+	return w, nil
+}
+
+func (w *txnWriter[T]) Write(ctx context.Context, records []T) error {
+	if len(records) == 0 {
+		return nil
+	}
+	if w.cur == nil {
+		if err := w.open(); err != nil {
+			return err
+		}
+	}
+	s := w.cur
+	if err := s.res.failed(); err != nil {
+		return fmt.Errorf("transaction %q: %w", s.id, explain(err))
+	}
+	for i := range records {
+		r, err := w.b.build(records[i])
+		if err != nil {
+			return err
+		}
+		s.cl.Produce(ctx, r, s.res.promise)
+	}
+	return nil
+}
+
+// open starts a transaction on the first free id of the pool.
+func (w *txnWriter[T]) open() error {
+	var s *slot
+	prepared, committed := 0, 0
+	for _, c := range w.slots {
+		switch c.state {
+		case slotFree:
+			if s == nil {
+				s = c
+			}
+		case slotPrepared:
+			prepared++
+		case slotCommitted:
+			committed++
+		}
+	}
+	if s == nil {
+		return fmt.Errorf("kafka sink %q subtask %d: all %d transactional ids are in use (%d prepared, %d committed and waiting for a later checkpoint before reuse): checkpoints are not completing; fix them or raise PoolSize",
+			w.name, w.subtask, len(w.slots), prepared, committed)
+	}
+	if s.cl == nil {
+		opts := append([]kgo.Opt{kgo.TransactionalID(s.id), kgo.TransactionTimeout(w.cfg.TransactionTimeout)}, w.cfg.ClientOptions...)
+		cl, err := newClient(w.cfg.Brokers, opts)
+		if err != nil {
+			return fmt.Errorf("kafka sink %q: producer for %q: %w", w.name, s.id, err)
+		}
+		s.cl = cl
+	}
+	if err := s.cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("kafka sink %q: begin transaction on %q: %w", w.name, s.id, err)
+	}
+	s.res.reset()
+	s.state = slotOpen
+	w.cur = s
+	return nil
+}
+
+// PreCommit flushes the open transaction and waits for every produce
+// result: one failed record fails the checkpoint. The committable carries
+// the producer id and epoch the records were written with.
+func (w *txnWriter[T]) PreCommit(ctx context.Context, id uint64) ([]byte, error) {
+	w.lastBarrier = id
+	s := w.cur
+	if s == nil {
+		return nil, nil // nothing written since the last barrier
+	}
+	if err := s.cl.Flush(ctx); err != nil {
+		return nil, fmt.Errorf("checkpoint %d: flush transaction %q: %w", id, s.id, err)
+	}
+	o, err := s.res.snapshot()
+	if err != nil || !o.ok {
+		if err == nil {
+			err = errors.New("no record was acknowledged")
+		}
+		return nil, fmt.Errorf("checkpoint %d: transaction %q: %w", id, s.id, explain(err))
+	}
+	c := committable{TxnID: s.id, ProducerID: o.pid, Epoch: o.epoch}
+	s.state, s.prepared = slotPrepared, c
+	w.cur = nil
+	w.log.Debug("pre-committed", "checkpoint", id, "transaction", c.String(), "records", o.acked)
+	return c.encode(), nil
+}
+
+// Commit commits the transactions of completed checkpoints.
+func (w *txnWriter[T]) Commit(ctx context.Context, cs []checkpoint.Committable) error {
+	for _, cm := range cs {
+		c, err := decodeCommittable(cm.Data)
+		if err != nil {
+			return engine.Permanent(fmt.Errorf("checkpoint %d: %w", cm.CheckpointID, err))
+		}
+		s := w.preparedSlot(c)
+		if s == nil {
+			// Not prepared by this attempt's clients: commit it the way
+			// recovery does.
+			if err := w.commitRecovered(ctx, cm.CheckpointID, c); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			// The outcome may be unknown, and this client would
+			// re-initialize the id on its next use, aborting the
+			// transaction: never touch it again. The restart recovers the
+			// transaction from the checkpoint by producer id and epoch.
+			s.state = slotBroken
+			return fmt.Errorf("checkpoint %d: commit %s: %w", cm.CheckpointID, c, err)
+		}
+		s.state, s.freeAfter = slotCommitted, w.lastBarrier
+	}
+	return nil
+}
+
+func (w *txnWriter[T]) preparedSlot(c committable) *slot {
+	for _, s := range w.slots {
+		if s.state == slotPrepared && s.prepared == c {
+			return s
+		}
+	}
+	return nil
+}
+
+// CheckpointComplete frees the ids committed before the snapshot of a
+// checkpoint that is now complete: no restore point names their old
+// transaction any more.
+func (w *txnWriter[T]) CheckpointComplete(id uint64) error {
+	for _, s := range w.slots {
+		if s.state == slotCommitted && id > s.freeAfter {
+			s.state = slotFree
+		}
+	}
+	return nil
+}
+
+// CheckpointAborted needs nothing: the aborted checkpoint's transaction
+// stays prepared and the next completed checkpoint commits it.
+func (w *txnWriter[T]) CheckpointAborted(uint64) {}
+
+// Close aborts the open transaction (best effort, bounded: recovery aborts it
+// anyway) and releases the clients. Prepared transactions are left alone:
+// they belong to checkpoints that may complete, and recovery commits them.
+func (w *txnWriter[T]) Close() error {
+	if s := w.cur; s != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.cl.AbortBufferedRecords(ctx); err == nil {
+			if err := s.cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
+				w.log.Debug("abort open transaction at close", "transaction", s.id, "err", err)
+			}
+		}
+		cancel()
+		w.cur = nil
+	}
+	for _, s := range w.slots {
+		if s.cl != nil {
+			s.cl.Close()
+		}
+	}
+	w.adm.Close()
+	return nil
+}
+
+// explain adds what to do about errors whose cause is configuration.
+func explain(err error) error {
+	switch {
+	case errors.Is(err, kerr.InvalidTransactionTimeout):
+		return fmt.Errorf("%w (the sink's TransactionTimeout exceeds the broker's transaction.max.timeout.ms)", err)
+	case errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch):
+		return fmt.Errorf("%w (another producer took over the transactional id: is a second job using the same TransactionalIDPrefix?)", err)
+	}
+	return err
+}

@@ -1,0 +1,384 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/onceflow/onceflow/checkpoint"
+	"github.com/onceflow/onceflow/engine"
+)
+
+// pollWait bounds a read when nothing is buffered, so that barriers are
+// injected on time (engine.SourceReader).
+const pollWait = 10 * time.Millisecond
+
+// partState is one partition a reader owns.
+type partState struct {
+	tp
+	pos  position
+	done bool // bounded: reached its stop offset
+	wm   partWatermark
+}
+
+// reader reads the partitions of one source subtask.
+type reader[K, V any] struct {
+	name        string
+	cfg         *SourceConfig[K, V]
+	subtask     int
+	parallelism int
+	ctx         context.Context // the subtask's
+	cl          *kgo.Client
+	parts       map[tp]*partState
+	order       []*partState // fixed order for positions and watermarks
+	active      int          // partitions not done
+	discovered  chan []tp
+	dlq         *deadLetters
+	started     time.Time
+	log         *slog.Logger
+
+	// Positions of the latest snapshot, committed to the group when the
+	// checkpoint completes (at most one checkpoint is pending at a time,
+	// so the latest snapshot is the completing checkpoint's).
+	snapshot map[tp]int64
+	commits  chan map[tp]int64
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newReader[K, V any](sctx *engine.SourceContext, name string, cfg *SourceConfig[K, V]) (_ *reader[K, V], err error) {
+	ctx := sctx.Context.Context()
+	opts := []kgo.Opt{
+		kgo.KeepControlRecords(), // their offsets move positions past commit markers
+		// An offset out of range means records we were to read are gone:
+		// fail loudly instead of silently resetting.
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+	}
+	if !cfg.ReadUncommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := newClient(cfg.Brokers, cfg.ClientOptions, opts...)
+	if err != nil {
+		return nil, err
+	}
+	r := &reader[K, V]{
+		name: name, cfg: cfg, subtask: sctx.Subtask(), parallelism: sctx.Parallelism(), ctx: ctx, cl: cl,
+		parts: map[tp]*partState{}, discovered: make(chan []tp), started: time.Now(),
+		log: slog.Default().With("job", sctx.Job(), "source", name, "subtask", sctx.Subtask()),
+	}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	if cfg.OnBadRecord == DeadLetterBadRecord {
+		if r.dlq, err = newDeadLetters(cfg); err != nil {
+			return nil, err
+		}
+	}
+	counts, err := partitionCounts(ctx, cl, cfg.Topics, true)
+	if err != nil {
+		return nil, err
+	}
+	owned := ownedPartitions(cfg.Topics, counts, r.subtask, r.parallelism)
+	if err := r.place(ctx, owned, sctx.RestoredPositions()); err != nil {
+		return nil, err
+	}
+	gctx, cancel := context.WithCancel(ctx)
+	r.cancel = cancel
+	if cfg.DiscoveryInterval > 0 {
+		r.wg.Add(1)
+		go r.discover(gctx, owned, cfg.DiscoveryInterval)
+	}
+	if cfg.CommitOffsets {
+		r.commits = make(chan map[tp]int64, 1)
+		r.wg.Add(1)
+		go r.commitLoop(gctx)
+	}
+	return r, nil
+}
+
+// place decides where each owned partition starts: its restored position;
+// earliest if the checkpoint knows its topic but not the partition (it was
+// created since); else the configured start. Bounded partitions also get
+// their stop offset.
+func (r *reader[K, V]) place(ctx context.Context, owned []tp, restored []checkpoint.SourcePosition) error {
+	known := map[tp]position{}
+	knownTopics := map[string]bool{}
+	for _, sp := range restored {
+		p, pos, err := decodePosition(sp)
+		if err != nil {
+			return engine.Permanent(err)
+		}
+		known[p], knownTopics[p.topic] = pos, true
+	}
+	var fresh []tp
+	for _, p := range owned {
+		st := &partState{tp: p, pos: position{next: offsetEarliest, stop: noStop}}
+		if pos, ok := known[p]; ok {
+			st.pos = pos
+		} else if !knownTopics[p.topic] {
+			fresh = append(fresh, p)
+		}
+		r.add(st)
+	}
+	starts, err := resolveStart(ctx, r.cl, r.cfg.StartOffset, r.cfg.Group, fresh, !r.cfg.ReadUncommitted)
+	if err != nil {
+		return fmt.Errorf("resolve start offsets (%s): %w", r.cfg.StartOffset, err)
+	}
+	for p, off := range starts {
+		r.parts[p].pos.next = off
+	}
+	if r.cfg.Bounded {
+		if err := r.bound(ctx); err != nil {
+			return err
+		}
+	}
+	offsets := map[string]map[int32]kgo.Offset{}
+	for _, st := range r.order {
+		if st.done {
+			continue
+		}
+		if offsets[st.topic] == nil {
+			offsets[st.topic] = map[int32]kgo.Offset{}
+		}
+		offsets[st.topic][st.partition] = kafkaOffset(st.pos.next)
+	}
+	r.cl.AddConsumePartitions(offsets)
+	return nil
+}
+
+// bound gives every partition without one a stop offset (the end now) and
+// makes positions concrete, so that an empty partition is known done.
+func (r *reader[K, V]) bound(ctx context.Context) error {
+	var noEnd, noStart []tp
+	for _, st := range r.order {
+		if st.pos.stop == noStop {
+			noEnd = append(noEnd, st.tp)
+		}
+		if st.pos.next == offsetEarliest {
+			noStart = append(noStart, st.tp)
+		}
+	}
+	ends, err := listOffsets(ctx, r.cl, noEnd, listLatest, !r.cfg.ReadUncommitted)
+	if err != nil {
+		return fmt.Errorf("find end offsets of a bounded source: %w", err)
+	}
+	starts, err := listOffsets(ctx, r.cl, noStart, listEarliest, false)
+	if err != nil {
+		return fmt.Errorf("find start offsets of a bounded source: %w", err)
+	}
+	for _, st := range r.order {
+		if off, ok := ends[st.tp]; ok {
+			st.pos.stop = off
+		}
+		if off, ok := starts[st.tp]; ok {
+			st.pos.next = off
+		}
+		if st.pos.next >= st.pos.stop {
+			r.finish(st)
+		}
+	}
+	return nil
+}
+
+func kafkaOffset(next int64) kgo.Offset {
+	if next == offsetEarliest {
+		return kgo.NewOffset().AtStart()
+	}
+	return kgo.NewOffset().At(next)
+}
+
+func (r *reader[K, V]) add(st *partState) {
+	st.wm.lastActive = time.Now()
+	r.parts[st.tp] = st
+	r.order = append(r.order, st)
+	r.active++
+}
+
+func (r *reader[K, V]) finish(st *partState) {
+	if !st.done {
+		st.done = true
+		r.active--
+	}
+}
+
+// ReadBatch returns the records buffered by the client, waiting at most
+// pollWait when there are none.
+func (r *reader[K, V]) ReadBatch(ctx context.Context, dst []Message[K, V]) ([]Message[K, V], error) {
+	select {
+	case found := <-r.discovered:
+		r.addDiscovered(found)
+	default:
+	}
+	if r.cfg.Bounded && r.active == 0 {
+		return dst, io.EOF
+	}
+	if r.active == 0 {
+		return dst, sleep(ctx, pollWait)
+	}
+	pctx, cancel := context.WithTimeout(ctx, pollWait)
+	fetches := r.cl.PollRecords(pctx, r.cfg.BatchSize)
+	cancel()
+	if err := ctx.Err(); err != nil {
+		return dst, err
+	}
+	var ferr error
+	fetches.EachError(func(topic string, partition int32, err error) {
+		if ferr != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return
+		}
+		at := int64(-1)
+		if st := r.parts[tp{topic, partition}]; st != nil {
+			at = st.pos.next
+		}
+		ferr = fmt.Errorf("fetch %s/%d at offset %d: %w", topic, partition, at, err)
+	})
+	if ferr != nil {
+		return dst, ferr
+	}
+	n0 := len(dst)
+	var derr error
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if derr != nil || len(fp.Records) == 0 {
+			return
+		}
+		st := r.parts[tp{fp.Topic, fp.Partition}]
+		if st == nil || st.done {
+			return
+		}
+		dst, derr = r.take(st, fp.Records, dst)
+	})
+	if r.cfg.Counters != nil {
+		r.cfg.Counters.Records.Add(int64(len(dst) - n0))
+	}
+	return dst, derr
+}
+
+// take emits the records of one partition batch and moves its position past
+// each record, control and bad records included.
+func (r *reader[K, V]) take(st *partState, recs []*kgo.Record, dst []Message[K, V]) ([]Message[K, V], error) {
+	for _, rec := range recs {
+		if rec.Offset < st.pos.next {
+			continue // already emitted (the client never rewinds, but a position is a promise)
+		}
+		if st.pos.stop != noStop && rec.Offset >= st.pos.stop {
+			r.finish(st)
+			r.cl.RemoveConsumePartitions(map[string][]int32{st.topic: {st.partition}})
+			return dst, nil
+		}
+		st.pos.next = rec.Offset + 1
+		st.wm.lastActive = time.Now()
+		if rec.Attrs.IsControl() {
+			continue
+		}
+		m, err := r.decode(rec)
+		if err != nil {
+			if r.dlq == nil {
+				return dst, err
+			}
+			r.dlq.send(rec, err)
+			continue
+		}
+		st.wm.observe(rec.Timestamp.UnixMilli())
+		dst = append(dst, m)
+	}
+	if st.pos.stop != noStop && st.pos.next >= st.pos.stop {
+		r.finish(st)
+		r.cl.RemoveConsumePartitions(map[string][]int32{st.topic: {st.partition}})
+	}
+	return dst, nil
+}
+
+func (r *reader[K, V]) decode(rec *kgo.Record) (Message[K, V], error) {
+	m := Message[K, V]{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp}
+	var err error
+	if r.cfg.Key != nil {
+		if m.Key, err = r.cfg.Key.Deserialize(rec.Topic, rec.Key); err != nil {
+			return m, &badRecordError{rec: rec, what: "key", err: err}
+		}
+	}
+	if m.Value, err = r.cfg.Value.Deserialize(rec.Topic, rec.Value); err != nil {
+		return m, &badRecordError{rec: rec, what: "value", err: err}
+	}
+	if len(rec.Headers) > 0 {
+		m.Headers = make([]Header, len(rec.Headers))
+		for i, h := range rec.Headers {
+			m.Headers[i] = Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return m, nil
+}
+
+// addDiscovered starts reading partitions created while running, from their
+// earliest record: every record of a new partition is new.
+func (r *reader[K, V]) addDiscovered(found []tp) {
+	offsets := map[string]map[int32]kgo.Offset{}
+	for _, p := range found {
+		if r.parts[p] != nil {
+			continue
+		}
+		r.add(&partState{tp: p, pos: position{next: offsetEarliest, stop: noStop}})
+		if offsets[p.topic] == nil {
+			offsets[p.topic] = map[int32]kgo.Offset{}
+		}
+		offsets[p.topic][p.partition] = kgo.NewOffset().AtStart()
+		r.log.Info("kafka source: reading a new partition", "partition", p.String())
+	}
+	r.cl.AddConsumePartitions(offsets)
+}
+
+// Positions returns every owned partition's next offset. Dead letters are
+// flushed first: a checkpoint covers a bad record only once its dead letter
+// is durable.
+func (r *reader[K, V]) Positions() ([]checkpoint.SourcePosition, error) {
+	if r.dlq != nil {
+		if err := r.dlq.flush(r.ctx); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]checkpoint.SourcePosition, len(r.order))
+	for i, st := range r.order {
+		out[i] = checkpoint.SourcePosition{Split: st.tp.String(), Position: st.pos.encode()}
+	}
+	if r.commits != nil {
+		r.snapshot = make(map[tp]int64, len(r.order))
+		for _, st := range r.order {
+			if st.pos.next >= 0 {
+				r.snapshot[st.tp] = st.pos.next
+			}
+		}
+	}
+	return out, nil
+}
+
+// Close stops the reader's goroutines and clients.
+func (r *reader[K, V]) Close() error {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+	if r.dlq != nil {
+		r.dlq.close()
+	}
+	r.cl.Close()
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -32,9 +32,6 @@ type chainState struct {
 	// keep holds the object names of the last two successful snapshots,
 	// whose local copies local recovery may use.
 	keep [2]map[string]bool
-	// forceMaterialize is set after a restore whose database is not the
-	// restored base itself (rescaling): the next snapshot needs a new base.
-	forceMaterialize bool
 }
 
 // chainFile is a file of a base or a changelog segment.

@@ -8,7 +8,6 @@ package pebblestate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -94,7 +93,9 @@ func (b *backend) open(ctx context.Context, restore []checkpoint.Handle, from st
 	if err := b.restore(ctx, restore, from); err != nil {
 		return err
 	}
+	statsMu.Lock()
 	b.stats.RestoreTime = time.Since(start)
+	statsMu.Unlock()
 	return nil
 }
 
@@ -166,11 +167,9 @@ func StatsOf(b state.Backend) (Stats, bool) {
 	if !ok {
 		return Stats{}, false
 	}
-	pb.cmu.Lock()
-	defer pb.cmu.Unlock()
+	statsMu.Lock()
+	defer statsMu.Unlock()
 	return pb.stats, true
 }
 
 var _ io.Closer = (*backend)(nil)
-
-var errNotOwned = errors.New("no key group of this subtask")

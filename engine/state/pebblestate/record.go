@@ -70,7 +70,6 @@ func (b *backend) record(pl *plan, metaName string, selfContained, ok bool) {
 	}
 	if pl.materialized && ok {
 		c.baseID, c.base = pl.baseID, pl.base
-		c.forceMaterialize = false
 		n := 0
 		for n < len(c.segs) && c.segs[n].id <= pl.id {
 			if !strings.HasPrefix(c.segs[n].file.local, b.dir.objects) {

@@ -347,15 +347,24 @@ func (a *attempt) uploadWorker(ctx context.Context, tasksDone <-chan struct{}) e
 }
 
 func (a *attempt) gcWorker(ctx context.Context, tasksDone <-chan struct{}) error {
+	collect := func() {
+		// A failed collection leaves garbage, never a broken checkpoint,
+		// and the next completed checkpoint retries it: report, go on.
+		if _, err := checkpoint.Retain(ctx, a.cfg.Store, a.job.name, a.cfg.Retained); err != nil && ctx.Err() == nil {
+			a.cfg.Logger.Warn("checkpoint garbage collection failed; will retry", "job", a.job.name, "err", err)
+		}
+	}
 	for {
 		select {
 		case <-a.gc:
-			// A failed collection leaves garbage, never a broken checkpoint,
-			// and the next completed checkpoint retries it: report, go on.
-			if _, err := checkpoint.Retain(ctx, a.cfg.Store, a.job.name, a.cfg.Retained); err != nil && ctx.Err() == nil {
-				a.cfg.Logger.Warn("checkpoint garbage collection failed; will retry", "job", a.job.name, "err", err)
-			}
+			collect()
 		case <-tasksDone:
+			// The final checkpoint's collection may still be pending.
+			select {
+			case <-a.gc:
+				collect()
+			default:
+			}
 			return nil
 		case <-ctx.Done():
 			return nil

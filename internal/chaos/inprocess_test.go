@@ -78,6 +78,7 @@ func TestInProcessFaults(t *testing.T) {
 				if err := testjob.Verify(lines, records, keys); err != nil {
 					t.Fatal(err)
 				}
+				checkStoreIsClean(t, fs, "chaos", 2)
 				if in.total() < minFaults {
 					t.Fatalf("only %d faults fired, want at least %d (missing: %v)", in.total(), minFaults, in.missing())
 				}

@@ -60,5 +60,3 @@ func (c *cacheMap) put(k, v []byte, del bool, prefixLen int) {
 		c.bytes += int64(len(p)) + 16
 	}
 }
-
-func (c *cacheMap) len() int { return len(c.m) }

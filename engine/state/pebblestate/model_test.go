@@ -38,12 +38,6 @@ func kgOf(key string, maxPar int) int {
 	return int(h.Sum64() % uint64(maxPar))
 }
 
-// owner returns the backend owning key among bs (parallelism len(bs)).
-func owner(bs []state.Backend, key string, maxPar int) state.Backend {
-	kg := kgOf(key, maxPar)
-	return bs[kg*len(bs)/maxPar]
-}
-
 type states struct{ val, mp state.ID }
 
 func register(t testing.TB, b state.Backend) states {

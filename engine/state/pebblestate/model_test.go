@@ -118,7 +118,7 @@ func TestModel(t *testing.T) {
 			snaps := map[uint64]*model{}
 			manifests := map[uint64]*checkpoint.Manifest{}
 			var id uint64
-			for step := 0; step < 4000; step++ {
+			for step := 0; step < 2500; step++ {
 				key := fmt.Sprint("k", rng.IntN(keys))
 				kg := kgOf(key, h.maxPar)
 				sub := kg * par / h.maxPar

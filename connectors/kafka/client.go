@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -22,17 +23,24 @@ func newClient(brokers []string, extra []kgo.Opt, opts ...kgo.Opt) (*kgo.Client,
 	return cl, nil
 }
 
-// retriable reports whether a request may succeed if sent again: a transport
-// error, or a broker error that Kafka marks retriable or that a coordinator
-// returns while it moves or loads.
+// retriable reports whether a request may succeed if sent again: a broker
+// error that Kafka marks retriable or that a coordinator returns while it
+// moves or loads, or a connection failure (the client retries those itself
+// for a while; a broker restart outlasts that). Anything else, our own
+// verdicts included, is final.
 func retriable(err error) bool {
-	var ke *kerr.Error
-	if errors.As(err, &ke) {
+	if errors.Is(err, errTxnLost) {
+		return false
+	}
+	if ke, ok := errors.AsType[*kerr.Error](err); ok {
 		return ke.Retriable || errors.Is(err, kerr.ConcurrentTransactions) ||
 			errors.Is(err, kerr.CoordinatorNotAvailable) || errors.Is(err, kerr.NotCoordinator) ||
 			errors.Is(err, kerr.CoordinatorLoadInProgress)
 	}
-	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	if _, ok := errors.AsType[*net.OpError](err); ok {
+		return true
+	}
+	return kgo.IsRetryableBrokerErr(err)
 }
 
 // retry calls f until it succeeds, fails with a non-retriable error, or

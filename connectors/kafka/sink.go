@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -88,10 +89,21 @@ type SinkConfig[T any] struct {
 	// then fails and the job restarts. Default 1m.
 	CommitTimeout time.Duration
 
+	// Counters, if set, are updated by every writer of the sink.
+	Counters *SinkCounters
+
 	// ClientOptions are extra franz-go options (TLS, SASL, batching...),
 	// applied after the sink's own. Options that break the guarantee (such
 	// as a TransactionalID or disabling idempotence) must not be set.
 	ClientOptions []kgo.Opt
+}
+
+// SinkCounters are counted by a sink's writers, for tests and metrics.
+type SinkCounters struct {
+	Records   atomic.Int64 // records handed to the client
+	Committed atomic.Int64 // transactions committed after their checkpoint completed
+	Recovered atomic.Int64 // restored transactions committed by Recover (including already committed ones)
+	Aborted   atomic.Int64 // transactions left open by earlier attempts and aborted by Recover
 }
 
 // Validate reports every invalid setting.

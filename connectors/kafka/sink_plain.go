@@ -47,6 +47,9 @@ func (w *plainWriter[T]) Write(ctx context.Context, records []T) error {
 		}
 		w.cl.Produce(ctx, r, w.res.promise)
 	}
+	if c := w.b.cfg.Counters; c != nil {
+		c.Records.Add(int64(len(records)))
+	}
 	return nil
 }
 

@@ -42,6 +42,10 @@ func (w *txnWriter[T]) Recover(ctx context.Context, cs []checkpoint.Committable)
 		}
 		aborted++
 	}
+	if c := w.cfg.Counters; c != nil {
+		c.Recovered.Add(int64(len(cs)))
+		c.Aborted.Add(int64(aborted))
+	}
 	if len(cs) > 0 || aborted > 0 {
 		w.log.Info("kafka sink recovered", "committed", len(cs), "aborted", aborted)
 	}

@@ -52,17 +52,21 @@ type txnWriter[T any] struct {
 }
 
 func newTxnWriter[T any](ctx *engine.Context, cfg *SinkConfig[T]) (*txnWriter[T], error) {
+	return makeTxnWriter(cfg, ctx.Job(), ctx.Operator(), ctx.Subtask(), ctx.Parallelism())
+}
+
+func makeTxnWriter[T any](cfg *SinkConfig[T], job, operator string, subtask, parallelism int) (*txnWriter[T], error) {
 	adm, err := newClient(cfg.Brokers, cfg.ClientOptions)
 	if err != nil {
-		return nil, fmt.Errorf("kafka sink %q: %w", ctx.Operator(), err)
+		return nil, fmt.Errorf("kafka sink %q: %w", operator, err)
 	}
 	w := &txnWriter[T]{
-		cfg: cfg, name: ctx.Operator(), ids: newTxnIDs(cfg.TransactionalIDPrefix, ctx.Operator()),
-		subtask: ctx.Subtask(), parallelism: ctx.Parallelism(), b: recordBuilder[T]{cfg: cfg}, adm: adm,
-		log: slog.Default().With("job", ctx.Job(), "sink", ctx.Operator(), "subtask", ctx.Subtask()),
+		cfg: cfg, name: operator, ids: newTxnIDs(cfg.TransactionalIDPrefix, operator),
+		subtask: subtask, parallelism: parallelism, b: recordBuilder[T]{cfg: cfg}, adm: adm,
+		log: slog.Default().With("job", job, "sink", operator, "subtask", subtask),
 	}
 	for i := 0; i < cfg.PoolSize; i++ {
-		w.slots = append(w.slots, &slot{index: i, id: w.ids.id(w.subtask, i), res: newResults()})
+		w.slots = append(w.slots, &slot{index: i, id: w.ids.id(subtask, i), res: newResults()})
 	}
 	return w, nil
 }
@@ -86,6 +90,9 @@ func (w *txnWriter[T]) Write(ctx context.Context, records []T) error {
 			return err
 		}
 		s.cl.Produce(ctx, r, s.res.promise)
+	}
+	if c := w.cfg.Counters; c != nil {
+		c.Records.Add(int64(len(records)))
 	}
 	return nil
 }
@@ -178,6 +185,9 @@ func (w *txnWriter[T]) Commit(ctx context.Context, cs []checkpoint.Committable) 
 			return fmt.Errorf("checkpoint %d: commit %s: %w", cm.CheckpointID, c, err)
 		}
 		s.state, s.freeAfter = slotCommitted, w.lastBarrier
+		if c := w.cfg.Counters; c != nil {
+			c.Committed.Add(1)
+		}
 	}
 	return nil
 }

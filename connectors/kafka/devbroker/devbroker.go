@@ -16,6 +16,7 @@ import (
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // Config describes the broker. The zero value is a single in-memory broker
@@ -41,6 +42,11 @@ type Config struct {
 	// SyncWrites fsyncs every write: slower, but the broker's own crash loses
 	// nothing. Killing clients never needs it.
 	SyncWrites bool
+	// KafkaVersion, such as "3.9", makes the broker speak only the protocol
+	// versions of that Kafka release; "3.9" predates KIP-890, whose
+	// transactions bump the producer epoch at every commit. Default: the
+	// newest.
+	KafkaVersion string
 	// BrokerConfigs are broker-level settings such as
 	// transaction.max.timeout.ms or transactional.id.expiration.ms.
 	BrokerConfigs map[string]string
@@ -59,6 +65,9 @@ func (c Config) Validate() error {
 	}
 	if c.DefaultPartitions < 0 {
 		errs = append(errs, fmt.Errorf("default partitions %d: must not be negative", c.DefaultPartitions))
+	}
+	if c.KafkaVersion != "" && kversion.FromString(c.KafkaVersion) == nil {
+		errs = append(errs, fmt.Errorf("kafka version %q: unknown (known: %v)", c.KafkaVersion, kversion.VersionStrings()))
 	}
 	for t, n := range c.Topics {
 		if t == "" || n < 1 {
@@ -108,6 +117,9 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	for t, n := range cfg.Topics {
 		opts = append(opts, kfake.SeedTopics(n, t))
+	}
+	if cfg.KafkaVersion != "" {
+		opts = append(opts, kfake.MaxVersions(kversion.FromString(cfg.KafkaVersion)))
 	}
 	if len(cfg.BrokerConfigs) > 0 {
 		opts = append(opts, kfake.BrokerConfigs(cfg.BrokerConfigs))

@@ -1,0 +1,253 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/onceflow/onceflow/checkpoint"
+	"github.com/onceflow/onceflow/connectors/kafka/devbroker"
+)
+
+// Internal tests cannot use internal/testenv (it imports this package), so
+// they start their own embedded broker.
+func startBroker(t *testing.T, version string) []string {
+	t.Helper()
+	b, err := devbroker.Start(devbroker.Config{DataDir: t.TempDir(), KafkaVersion: version, Topics: map[string]int32{"t": 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b.Addrs()
+}
+
+func adminClient(t *testing.T, brokers []string) *kgo.Client {
+	t.Helper()
+	cl, err := newClient(brokers, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// openTxn writes n records into a new transaction on id and returns the
+// client (still in the transaction) and its committable.
+func openTxn(t *testing.T, cl *kgo.Client, id string, n int) committable {
+	t.Helper()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	res := newResults()
+	for i := 0; i < n; i++ {
+		cl.Produce(context.Background(), &kgo.Record{Topic: "t", Value: []byte(id + "-" + strconv.Itoa(i))}, res.promise)
+	}
+	if err := cl.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	o, err := res.snapshot()
+	if err != nil || !o.ok {
+		t.Fatalf("produce into %s: %v", id, err)
+	}
+	return committable{TxnID: id, ProducerID: o.pid, Epoch: o.epoch}
+}
+
+func txnClient(t *testing.T, brokers []string, id string, timeout time.Duration) *kgo.Client {
+	t.Helper()
+	cl, err := newClient(brokers, nil, kgo.TransactionalID(id), kgo.TransactionTimeout(timeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func committedRecords(t *testing.T, brokers []string) int {
+	t.Helper()
+	n := 0
+	err := ReadTopic(context.Background(), brokers, "t", true, func(Message[[]byte, []byte]) error { n++; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitNotOngoing waits until the broker no longer reports id's transaction
+// as ongoing (it expired), asking it every few milliseconds.
+func waitNotOngoing(t *testing.T, cl *kgo.Client, id string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		req := kmsg.NewPtrDescribeTransactionsRequest()
+		req.TransactionalIDs = []string{id}
+		resp, err := req.RequestWith(context.Background(), cl)
+		if err == nil && len(resp.TransactionStates) == 1 && resp.TransactionStates[0].State != "Ongoing" {
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // polling the broker: it has no push signal
+	}
+	t.Fatalf("transaction %s did not expire", id)
+}
+
+// TestCommitRaw pins down how a raw EndTxn(commit) by producer id and epoch
+// behaves, with KIP-890 epoch bumps (the newest protocol) and without them
+// (Kafka 3.9): what recovery may and may not rely on.
+func TestCommitRaw(t *testing.T) {
+	for _, version := range []string{"", "3.9"} {
+		t.Run("kafka="+version, func(t *testing.T) {
+			brokers := startBroker(t, version)
+			adm := adminClient(t, brokers)
+			ctx := context.Background()
+			const timeout = 10 * time.Second
+
+			// A prepared transaction commits; committing it again (a
+			// restart after the commit) is success and adds nothing.
+			c1 := openTxn(t, txnClient(t, brokers, "a", time.Minute), "a", 10)
+			if committedRecords(t, brokers) != 0 {
+				t.Fatal("open transaction visible to read_committed")
+			}
+			for i := 0; i < 2; i++ {
+				if err := commitRaw(ctx, adm, c1, timeout); err != nil {
+					t.Fatalf("commit %d of %s: %v", i+1, c1, err)
+				}
+			}
+			if n := committedRecords(t, brokers); n != 10 {
+				t.Fatalf("%d committed records, want 10", n)
+			}
+
+			// Committed by its own client (KIP-890: epoch bumped), then
+			// recovered from the committable: success.
+			clB := txnClient(t, brokers, "b", time.Minute)
+			c2 := openTxn(t, clB, "b", 5)
+			if err := clB.EndTransaction(ctx, kgo.TryCommit); err != nil {
+				t.Fatal(err)
+			}
+			if err := commitRaw(ctx, adm, c2, timeout); err != nil {
+				t.Fatalf("recommit of %s: %v", c2, err)
+			}
+
+			// Expired by the broker before its commit: lost, loudly.
+			c3 := openTxn(t, txnClient(t, brokers, "c", 300*time.Millisecond), "c", 5)
+			waitNotOngoing(t, adm, "c")
+			if err := commitRaw(ctx, adm, c3, timeout); !errors.Is(err, errTxnLost) {
+				t.Fatalf("commit of an expired transaction: %v, want errTxnLost", err)
+			}
+
+			// Fenced by another producer of the id: lost, loudly.
+			c4 := openTxn(t, txnClient(t, brokers, "d", time.Minute), "d", 5)
+			if err := abortRaw(ctx, adm, "d", time.Minute, timeout); err != nil {
+				t.Fatal(err)
+			}
+			if err := commitRaw(ctx, adm, c4, timeout); !errors.Is(err, errTxnLost) {
+				t.Fatalf("commit of a fenced transaction: %v, want errTxnLost", err)
+			}
+			if n := committedRecords(t, brokers); n != 15 {
+				t.Fatalf("%d committed records, want 15", n)
+			}
+
+			// Why an id is not reused while a restore point may still name
+			// its committed transaction: a new transaction on the id is
+			// fenced by the stale commit under KIP-890, and before it (same
+			// epoch) the stale commit commits the new transaction: phantom
+			// output of a checkpoint that never completed.
+			clE := txnClient(t, brokers, "e", time.Minute)
+			c5 := openTxn(t, clE, "e", 5)
+			if err := clE.EndTransaction(ctx, kgo.TryCommit); err != nil {
+				t.Fatal(err)
+			}
+			openTxn(t, clE, "e", 7)
+			err := commitRaw(ctx, adm, c5, timeout)
+			n := committedRecords(t, brokers)
+			switch version {
+			case "":
+				if !errors.Is(err, errTxnLost) || n != 20 {
+					t.Fatalf("KIP-890: stale commit on a reused id: %v, %d records; want errTxnLost and 20", err, n)
+				}
+			default:
+				if err != nil || n != 27 {
+					t.Fatalf("pre-KIP-890: stale commit on a reused id: %v, %d records; want it to commit the new transaction (27)", err, n)
+				}
+			}
+		})
+	}
+}
+
+// TestSlotReuse drives the transactional writer through checkpoints and
+// checks the pool: an id is reused only after a checkpoint that completed
+// after its commit, and an exhausted pool is an error that says why.
+func TestSlotReuse(t *testing.T) {
+	brokers := startBroker(t, "")
+	cfg := &SinkConfig[string]{Brokers: brokers, Topic: "t", Value: String{}, Guarantee: ExactlyOnce,
+		TransactionalIDPrefix: "reuse", TransactionTimeout: time.Minute, CommitTimeout: 10 * time.Second, PoolSize: 3}
+	w, err := makeTxnWriter(cfg, "job", "out", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx := context.Background()
+	if err := w.Recover(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	write := func(wantSlot int) {
+		t.Helper()
+		if err := w.Write(ctx, []string{"x"}); err != nil {
+			t.Fatal(err)
+		}
+		if w.cur.index != wantSlot {
+			t.Fatalf("writing into slot %d, want %d", w.cur.index, wantSlot)
+		}
+	}
+	preCommit := func(id uint64) checkpointCommittable {
+		t.Helper()
+		data, err := w.PreCommit(ctx, id)
+		if err != nil || data == nil {
+			t.Fatalf("pre-commit %d: %v", id, err)
+		}
+		return checkpointCommittable{id: id, data: data}
+	}
+	complete := func(cs ...checkpointCommittable) {
+		t.Helper()
+		if err := w.Commit(ctx, toCommittables(cs)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.CheckpointComplete(cs[len(cs)-1].id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0)
+	c1 := preCommit(1)
+	write(1)
+	complete(c1) // slot 0 committed after snapshot 1: still named by checkpoint 1
+	c2 := preCommit(2)
+	write(2)
+	complete(c2) // checkpoint 2 was taken after slot 0's commit: slot 0 is free
+	c3 := preCommit(3)
+	write(0)
+	c4 := preCommit(4) // checkpoint 3 never completes (aborted)
+	if err := w.Write(ctx, []string{"x"}); err == nil || !strings.Contains(err.Error(), "all 3 transactional ids are in use") {
+		t.Fatalf("exhausted pool: %v", err)
+	}
+	complete(c3, c4)
+	if n := committedRecords(t, brokers); n != 4 {
+		t.Fatalf("%d committed records, want 4", n)
+	}
+}
+
+type checkpointCommittable struct {
+	id   uint64
+	data []byte
+}
+
+func toCommittables(cs []checkpointCommittable) []checkpoint.Committable {
+	out := make([]checkpoint.Committable, len(cs))
+	for i, c := range cs {
+		out[i] = checkpoint.Committable{CheckpointID: c.id, Data: c.data}
+	}
+	return out
+}

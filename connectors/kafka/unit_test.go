@@ -1,0 +1,164 @@
+package kafka
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/onceflow/onceflow/checkpoint"
+	"github.com/onceflow/onceflow/engine"
+)
+
+func TestCommittableRoundTrip(t *testing.T) {
+	for _, c := range []committable{
+		{TxnID: "job-out-0-0", ProducerID: 0, Epoch: 0},
+		{TxnID: "p-o-12-7", ProducerID: 1<<62 + 5, Epoch: 32766},
+		{TxnID: "x", ProducerID: -1, Epoch: -1},
+	} {
+		got, err := decodeCommittable(c.encode())
+		if err != nil || got != c {
+			t.Errorf("round trip of %v: got %v, %v", c, got, err)
+		}
+	}
+	for _, bad := range [][]byte{nil, {}, {2}, {1}, {1, 0}, {1, 0, 0}, {1, 0, 0, 5, 'a'}, {1, 0, 0, 0}} {
+		if _, err := decodeCommittable(bad); !errors.Is(err, errBadCommittable) {
+			t.Errorf("decode %v: %v, want errBadCommittable", bad, err)
+		}
+	}
+}
+
+func FuzzDecodeCommittable(f *testing.F) {
+	f.Add(committable{TxnID: "a-b-0-1", ProducerID: 7, Epoch: 3}.encode())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := decodeCommittable(b)
+		if err != nil {
+			return
+		}
+		again, err := decodeCommittable(c.encode())
+		if err != nil || again != c {
+			t.Fatalf("re-encoding %v: %v, %v", c, again, err)
+		}
+	})
+}
+
+func TestPositionRoundTrip(t *testing.T) {
+	for _, c := range []struct {
+		split string
+		pos   position
+	}{
+		{"events/0", position{next: 0, stop: noStop}},
+		{"a.b_c-d/17", position{next: offsetEarliest, stop: 1000}},
+		{"t/2147483647", position{next: 1 << 40, stop: 1<<40 + 1}},
+	} {
+		part, pos, err := decodePosition(checkpoint.SourcePosition{Split: c.split, Position: c.pos.encode()})
+		if err != nil || part.String() != c.split || pos != c.pos {
+			t.Errorf("%s %+v: got %s %+v %v", c.split, c.pos, part, pos, err)
+		}
+	}
+	for _, bad := range []checkpoint.SourcePosition{
+		{Split: "nopartition", Position: position{}.encode()},
+		{Split: "t/-1", Position: position{}.encode()},
+		{Split: "t/x", Position: position{}.encode()},
+		{Split: "t/0", Position: nil},
+		{Split: "t/0", Position: []byte{1, 0}},
+		{Split: "t/0", Position: append(position{}.encode(), 0)},
+		{Split: "t/0", Position: position{next: -3, stop: 0}.encode()},
+	} {
+		if _, _, err := decodePosition(bad); err == nil {
+			t.Errorf("decode %+v: no error", bad)
+		}
+	}
+}
+
+func TestTxnIDs(t *testing.T) {
+	n := newTxnIDs("job", "out")
+	id := n.id(12, 3)
+	if id != "job-out-12-3" {
+		t.Fatalf("id = %q", id)
+	}
+	if j, k, ok := n.parse(id); !ok || j != 12 || k != 3 {
+		t.Fatalf("parse(%q) = %d %d %v", id, j, k, ok)
+	}
+	// Ids of another operator whose name extends this one, of other jobs,
+	// and malformed ones are not ours.
+	for _, other := range []string{"job-out-2-0-1", "job-out2-0-1", "jo-out-1-1", "job-out-1", "job-out-a-1", "job-out-01-1", "job-out--1-1", "job-out-1-+1"} {
+		if _, _, ok := n.parse(other); ok {
+			t.Errorf("parse(%q) accepted a foreign id", other)
+		}
+	}
+	if owner(5, 2) != 1 || owner(1, 2) != 1 || owner(4, 4) != 0 {
+		t.Fatal("owner must follow the engine: old subtask j goes to j mod p")
+	}
+}
+
+func TestAssignment(t *testing.T) {
+	// Every partition has exactly one owner, the load is even, and the
+	// answer depends only on the arguments.
+	for _, p := range []int{1, 2, 3, 7} {
+		load := make([]int, p)
+		for _, topic := range []string{"a", "orders", "clicks"} {
+			for part := int32(0); part < 12; part++ {
+				o := assignedTo(topic, part, p)
+				if o < 0 || o >= p || o != assignedTo(topic, part, p) {
+					t.Fatalf("assignedTo(%s, %d, %d) = %d", topic, part, p, o)
+				}
+				load[o]++
+			}
+		}
+		for i, l := range load {
+			if l < 36/p-1 || l > 36/p+1 {
+				t.Errorf("p=%d: subtask %d reads %d of 36 partitions", p, i, l)
+			}
+		}
+	}
+	counts := map[string]int32{"a": 5, "b": 3}
+	var all []tp
+	for i := 0; i < 3; i++ {
+		all = append(all, ownedPartitions([]string{"a", "b"}, counts, i, 3)...)
+	}
+	if len(all) != 8 {
+		t.Fatalf("owned partitions over 3 subtasks: %d, want 8", len(all))
+	}
+}
+
+func TestTransactionTimeoutCheck(t *testing.T) {
+	timing := engine.CheckpointTiming{Interval: time.Second, Timeout: time.Minute, TolerableFailures: 1, MaxRestartDelay: 10 * time.Second}
+	// 2 x 61s + 10s + 1m = 3m12s
+	if err := checkTransactionTimeout(3*time.Minute, time.Minute, timing); err == nil || !strings.Contains(err.Error(), "3m12s") {
+		t.Fatalf("3m: %v", err)
+	}
+	if err := checkTransactionTimeout(4*time.Minute, time.Minute, timing); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWatermarkIdleness(t *testing.T) {
+	cfg := &SourceConfig[string, string]{MaxOutOfOrderness: time.Second, IdleTimeout: time.Minute}
+	r := &reader[string, string]{cfg: cfg, started: time.Now(), parts: map[tp]*partState{}}
+	if _, ok := r.Watermark(); ok {
+		t.Fatal("a reader without partitions has no watermark before the idle timeout")
+	}
+	a := &partState{tp: tp{"t", 0}}
+	b := &partState{tp: tp{"t", 1}}
+	r.add(a)
+	r.add(b)
+	a.wm.observe(10_000)
+	if _, ok := r.Watermark(); ok {
+		t.Fatal("partition 1 has no timestamp yet: no watermark")
+	}
+	b.wm.observe(20_000)
+	if wm, ok := r.Watermark(); !ok || wm != 10_000-1000-1 {
+		t.Fatalf("watermark %d %v, want the lowest partition's minus out-of-orderness", wm, ok)
+	}
+	// Partition 0 goes quiet: after the idle timeout it follows the clock.
+	a.wm.lastActive = time.Now().Add(-2 * time.Minute)
+	if wm, ok := r.Watermark(); !ok || wm != 20_000-1000-1 {
+		t.Fatalf("watermark %d %v, want partition 1's once partition 0 is idle", wm, ok)
+	}
+	r.finish(b)
+	b.wm.lastActive = time.Now().Add(-2 * time.Minute)
+	if wm, ok := r.Watermark(); !ok || wm < time.Now().Add(-time.Minute-2*time.Second).UnixMilli() {
+		t.Fatalf("watermark %d %v, want about now minus the idle timeout", wm, ok)
+	}
+}

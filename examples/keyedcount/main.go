@@ -5,17 +5,27 @@
 // and start it again as often as you like: the result is the same.
 //
 //	go run ./examples/keyedcount -records 200000 -rate 20000
+//
+// Keyed state lives in Pebble under -state-dir by default (-state memory
+// keeps it in memory).
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
 
 	_ "github.com/onceflow/onceflow/checkpoint/fsstore" // file:// checkpoint stores
 	_ "github.com/onceflow/onceflow/checkpoint/s3store" // s3:// checkpoint stores
 	"github.com/onceflow/onceflow/connectors/file"
 	"github.com/onceflow/onceflow/engine"
+	"github.com/onceflow/onceflow/engine/state"
+	"github.com/onceflow/onceflow/engine/state/pebblestate"
 	"github.com/onceflow/onceflow/internal/testjob"
 )
 
@@ -25,6 +35,8 @@ func main() {
 	rate := flag.Float64("rate", 0, "input records per second per source subtask, 0 = unlimited")
 	out := flag.String("out", "onceflow-data/keyedcount-out", "directory of the committed output")
 	verify := flag.Bool("verify", true, "check the committed output against the oracle at the end")
+	backend := flag.String("state", "pebble", "keyed state backend: memory | pebble")
+	stateDir := flag.String("state-dir", "", "local directory of the pebble state backend (default: keyedcount-state beside -out)")
 	if err := engine.ParseFlags(); err != nil {
 		fmt.Fprintln(os.Stderr, "keyedcount:", err)
 		os.Exit(2)
@@ -33,13 +45,44 @@ func main() {
 		fmt.Fprintf(os.Stderr, "keyedcount: -keys %d must be a positive multiple of %d\n", *keys, testjob.Splits)
 		os.Exit(2)
 	}
-	job := testjob.Build(testjob.Options{Name: "keyedcount", Records: *records, Keys: *keys, Rate: *rate, Parallelism: 1, OutDir: *out})
-	if err := engine.RunMain(job); err != nil {
-		fmt.Fprintln(os.Stderr, "keyedcount:", err)
-		if engine.IsConfigError(err) {
+	var factory state.Factory
+	switch *backend {
+	case "memory":
+		factory = state.Memory
+	case "pebble":
+		dir := *stateDir
+		if dir == "" {
+			dir = filepath.Join(filepath.Dir(*out), "keyedcount-state")
+		}
+		o := pebblestate.Options{Dir: dir}
+		if err := o.Validate(); err != nil {
+			fmt.Fprintln(os.Stderr, "keyedcount:", err)
 			os.Exit(2)
 		}
+		factory = pebblestate.New(o)
+	default:
+		fmt.Fprintf(os.Stderr, "keyedcount: -state %q: want memory or pebble\n", *backend)
+		os.Exit(2)
+	}
+	job := testjob.Build(testjob.Options{Name: "keyedcount", Records: *records, Keys: *keys, Rate: *rate, Parallelism: 1, OutDir: *out})
+	// engine.RunMain, with the state backend of the -state flag.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := engine.ConfigFromFlags(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "keyedcount:", err)
+		os.Exit(2)
+	}
+	cfg.StateBackend = factory
+	if err := engine.Run(ctx, job, cfg); err != nil {
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "keyedcount:", err)
 		os.Exit(1)
+	}
+	if ctx.Err() != nil {
+		return
 	}
 	if !*verify {
 		return

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/onceflow/onceflow/runner"
+	"github.com/onceflow/onceflow/runner/client"
+)
+
+// cliFlags are the flags every client command takes.
+type cliFlags struct {
+	runner, token string
+	json          bool
+	timeout       time.Duration
+}
+
+func newCLI(name string) (*flag.FlagSet, *cliFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	c := &cliFlags{}
+	fs.StringVar(&c.runner, "runner", envOr("ONCEFLOW_RUNNER", client.DefaultURL), "runner URL (env ONCEFLOW_RUNNER)")
+	fs.StringVar(&c.token, "token", os.Getenv("ONCEFLOW_TOKEN"), "API token (env ONCEFLOW_TOKEN)")
+	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
+	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "how long to wait for the runner")
+	return fs, c
+}
+
+// parse parses args and checks the number of positional arguments.
+func parse(fs *flag.FlagSet, args []string, min, max int, what string) error {
+	if err := fs.Parse(args); err != nil {
+		return errors.Join(errUsage, err)
+	}
+	if n := fs.NArg(); n < min || (max >= 0 && n > max) {
+		return fmt.Errorf("%w: onceflow %s %s", errUsage, fs.Name(), what)
+	}
+	return nil
+}
+
+func (c *cliFlags) client() (*client.Client, context.Context, context.CancelFunc, error) {
+	cl, err := client.New(c.runner, c.token)
+	if err != nil {
+		return nil, nil, nil, errors.Join(errUsage, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	return cl, ctx, cancel, nil
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// kvFlag collects repeated KEY=VALUE flags.
+type kvFlag map[string]string
+
+func (m kvFlag) String() string { return fmt.Sprint(map[string]string(m)) }
+func (m kvFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q: want KEY=VALUE", s)
+	}
+	m[k] = v
+	return nil
+}
+
+func runSubmit(args []string) error {
+	fs, c := newCLI("submit")
+	name := fs.String("name", "", "job name (default: the binary's file name)")
+	par := fs.Int("parallelism", 0, "default operator parallelism (0 = the job's own)")
+	cfg, env := kvFlag{}, kvFlag{}
+	fs.Var(cfg, "config", "engine setting KEY=VALUE, repeatable (checkpoint-interval, checkpoint-timeout, checkpoints-retained, tolerable-checkpoint-failures, restart, allow-non-restored-state)")
+	fs.Var(env, "env", "environment variable KEY=VALUE for the job, repeatable")
+	restart := fs.String("restart", "", "process restart policy: none | fixed:MAX:DELAY | exponential:INITIAL:MAX (default "+runner.DefaultRestart+")")
+	from := fs.String("from", "", "start from this checkpoint or savepoint path (see onceflow checkpoints)")
+	remote := fs.Bool("remote-path", false, "BINARY is a path on the runner's machine: do not upload it")
+	if err := parse(fs, args, 1, -1, "[flags] BINARY [-- ARGS...]"); err != nil {
+		return err
+	}
+	bin, jobArgs := fs.Arg(0), fs.Args()[1:]
+	if len(jobArgs) > 0 && jobArgs[0] == "--" {
+		jobArgs = jobArgs[1:]
+	}
+	cl, ctx, cancel, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	req := runner.SubmitRequest{Name: *name, Args: jobArgs, Parallelism: *par, Config: cfg, Env: env, Restart: *restart, From: *from}
+	if req.Name == "" {
+		req.Name = filepath.Base(bin)
+	}
+	if *remote {
+		req.Path = bin
+	} else {
+		f, err := os.Open(bin)
+		if err != nil {
+			return fmt.Errorf("binary: %w", err)
+		}
+		up, err := cl.Upload(ctx, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("upload %s: %w", bin, err)
+		}
+		req.Binary = up.Binary
+	}
+	v, err := cl.Submit(ctx, req)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(v)
+	}
+	fmt.Printf("submitted job %s (%s): %s\n", v.ID, v.Name, v.State)
+	return nil
+}
+
+func runJobs(args []string) error {
+	fs, c := newCLI("jobs")
+	if err := parse(fs, args, 0, 0, "[flags]"); err != nil {
+		return err
+	}
+	cl, ctx, cancel, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	jobs, err := cl.Jobs(ctx)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(jobs)
+	}
+	printJobs(os.Stdout, jobs)
+	return nil
+}
+
+func runStatus(args []string) error {
+	fs, c := newCLI("status")
+	if err := parse(fs, args, 1, 1, "[flags] JOB"); err != nil {
+		return err
+	}
+	cl, ctx, cancel, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	v, err := cl.Job(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(v)
+	}
+	printJob(os.Stdout, v)
+	return nil
+}
+
+func runTrigger(act string) func([]string) error {
+	return func(args []string) error {
+		fs, c := newCLI(act)
+		if err := parse(fs, args, 1, 1, "[flags] JOB"); err != nil {
+			return err
+		}
+		cl, ctx, cancel, err := c.client()
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		res, err := cl.Trigger(ctx, fs.Arg(0), act, c.timeout)
+		if err != nil {
+			return err
+		}
+		if c.json {
+			return printJSON(res)
+		}
+		verb := map[string]string{"checkpoint": "checkpoint", "savepoint": "savepoint", "stop": "stopped with savepoint"}[act]
+		fmt.Printf("%s %d completed in %d ms (%s)\n  path: %s\n", verb, res.ID, res.DurationMillis, humanBytes(res.Bytes), res.Path)
+		return nil
+	}
+}
+
+func runCancel(args []string) error {
+	fs, c := newCLI("cancel")
+	if err := parse(fs, args, 1, 1, "[flags] JOB"); err != nil {
+		return err
+	}
+	cl, ctx, cancel, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	v, err := cl.Cancel(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(v)
+	}
+	fmt.Printf("cancelling job %s\n", v.ID)
+	return nil
+}
+
+func runRestore(args []string) error {
+	fs, c := newCLI("restore")
+	par := fs.Int("parallelism", -1, "new default parallelism (-1 keeps the job's)")
+	if err := parse(fs, args, 1, 2, "[flags] JOB [PATH|latest]"); err != nil {
+		return err
+	}
+	req := runner.RestoreRequest{From: fs.Arg(1)}
+	if *par >= 0 {
+		req.Parallelism = par
+	}
+	cl, ctx, cancel, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	v, err := cl.Restore(ctx, fs.Arg(0), req)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(v)
+	}
+	fmt.Printf("restoring job %s from %s\n", v.ID, orDefault(req.From, "latest"))
+	return nil
+}
+
+func runCheckpoints(args []string) error {
+	fs, c := newCLI("checkpoints")
+	if err := parse(fs, args, 1, 1, "[flags] JOB"); err != nil {
+		return err
+	}
+	cl, ctx, cancel, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	pts, err := cl.Checkpoints(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(pts)
+	}
+	printPoints(os.Stdout, pts)
+	return nil
+}
+
+func runSavepoints(args []string) error {
+	fs, c := newCLI("savepoints")
+	if err := parse(fs, args, 0, 0, "[flags]"); err != nil {
+		return err
+	}
+	cl, ctx, cancel, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	pts, err := cl.Savepoints(ctx)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(pts)
+	}
+	printPoints(os.Stdout, pts)
+	return nil
+}
+
+func runDeleteSavepoint(args []string) error {
+	fs, c := newCLI("delete-savepoint")
+	if err := parse(fs, args, 1, 1, "[flags] PATH"); err != nil {
+		return err
+	}
+	cl, ctx, cancel, err := c.client()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if err := cl.DeleteSavepoint(ctx, fs.Arg(0)); err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(map[string]string{"deleted": fs.Arg(0)})
+	}
+	fmt.Printf("deleted savepoint %s\n", fs.Arg(0))
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

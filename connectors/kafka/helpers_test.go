@@ -132,17 +132,31 @@ func newStore(t testing.TB) *fsstore.Store {
 	return s
 }
 
+type msg = kafka.Message[[]byte, []byte]
+
 // passThrough is a job that copies in to out with the sink's guarantee.
 func passThrough(brokers []string, name, in, out string, g kafka.Guarantee, bounded bool, p int) *engine.Job {
+	return passThroughWith(brokers, name, in, out, p, func(c *kafka.SinkConfig[msg]) { c.Guarantee = g }, func(c *kafka.SourceConfig[[]byte, []byte]) { c.Bounded = bounded })
+}
+
+// passThroughWith builds a bounded exactly-once copy of in to out, adjusted
+// by the option functions (of the sink, then optionally of the source).
+func passThroughWith(brokers []string, name, in, out string, p int, sink func(*kafka.SinkConfig[msg]), source ...func(*kafka.SourceConfig[[]byte, []byte])) *engine.Job {
 	job := engine.NewJob(name, engine.WithDefaultParallelism(p))
-	src := kafka.Source(job, "in", kafka.SourceConfig[[]byte, []byte]{
-		Brokers: brokers, Topics: []string{in}, Key: kafka.Bytes{}, Value: kafka.Bytes{}, Bounded: bounded,
+	sc := kafka.SourceConfig[[]byte, []byte]{
+		Brokers: brokers, Topics: []string{in}, Key: kafka.Bytes{}, Value: kafka.Bytes{}, Bounded: true,
 		DiscoveryInterval: 100 * time.Millisecond,
-	})
-	kafka.Sink(src, "out", kafka.SinkConfig[kafka.Message[[]byte, []byte]]{
-		Brokers: brokers, Topic: out, Guarantee: g, TransactionalIDPrefix: name,
-		Key:   kafka.SerializerFunc[kafka.Message[[]byte, []byte]](func(_ string, m kafka.Message[[]byte, []byte]) ([]byte, error) { return m.Key, nil }),
-		Value: kafka.SerializerFunc[kafka.Message[[]byte, []byte]](func(_ string, m kafka.Message[[]byte, []byte]) ([]byte, error) { return m.Value, nil }),
-	})
+	}
+	for _, f := range source {
+		f(&sc)
+	}
+	src := kafka.Source(job, "in", sc)
+	kc := kafka.SinkConfig[msg]{
+		Brokers: brokers, Topic: out, Guarantee: kafka.ExactlyOnce, TransactionalIDPrefix: name,
+		Key:   kafka.SerializerFunc[msg](func(_ string, m msg) ([]byte, error) { return m.Key, nil }),
+		Value: kafka.SerializerFunc[msg](func(_ string, m msg) ([]byte, error) { return m.Value, nil }),
+	}
+	sink(&kc)
+	kafka.Sink(src, "out", kc)
 	return job
 }

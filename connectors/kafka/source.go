@@ -131,6 +131,9 @@ type SourceConfig[K, V any] struct {
 	DeadLetterTopic string
 	// BatchSize is the most records one read returns. Default 1024.
 	BatchSize int
+	// RatePerSecond limits the records each subtask emits (for backfills
+	// that must not flood the job, and tests); 0 means unlimited.
+	RatePerSecond float64
 	// Counters, if set, are updated by every reader of the source.
 	Counters *SourceCounters
 	// ClientOptions are extra franz-go options (TLS, SASL, fetch sizes...),
@@ -175,8 +178,8 @@ func (c *SourceConfig[K, V]) Validate() error {
 	if c.MaxOutOfOrderness < 0 {
 		errs = append(errs, fmt.Errorf("max out-of-orderness %v: must not be negative", c.MaxOutOfOrderness))
 	}
-	if c.BatchSize < 0 {
-		errs = append(errs, fmt.Errorf("batch size %d: must not be negative", c.BatchSize))
+	if c.BatchSize < 0 || c.RatePerSecond < 0 {
+		errs = append(errs, fmt.Errorf("batch size %d and rate %g: must not be negative", c.BatchSize, c.RatePerSecond))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid kafka source config: %w", errors.Join(errs...))

@@ -41,6 +41,7 @@ type reader[K, V any] struct {
 	discovered  chan []tp
 	dlq         *deadLetters
 	started     time.Time
+	emitted     int64 // records emitted, for RatePerSecond
 	log         *slog.Logger
 
 	// Positions of the latest snapshot, committed to the group when the
@@ -224,8 +225,16 @@ func (r *reader[K, V]) ReadBatch(ctx context.Context, dst []Message[K, V]) ([]Me
 	if r.active == 0 {
 		return dst, sleep(ctx, pollWait)
 	}
+	limit := r.cfg.BatchSize
+	if rate := r.cfg.RatePerSecond; rate > 0 {
+		allowed := int64(rate*time.Since(r.started).Seconds()) - r.emitted
+		if allowed < 1 {
+			return dst, sleep(ctx, min(time.Duration(float64(time.Second)/rate), pollWait))
+		}
+		limit = int(min(int64(limit), allowed))
+	}
 	pctx, cancel := context.WithTimeout(ctx, pollWait)
-	fetches := r.cl.PollRecords(pctx, r.cfg.BatchSize)
+	fetches := r.cl.PollRecords(pctx, limit)
 	cancel()
 	if err := ctx.Err(); err != nil {
 		return dst, err
@@ -256,6 +265,7 @@ func (r *reader[K, V]) ReadBatch(ctx context.Context, dst []Message[K, V]) ([]Me
 		}
 		dst, derr = r.take(st, fp.Records, dst)
 	})
+	r.emitted += int64(len(dst) - n0)
 	if r.cfg.Counters != nil {
 		r.cfg.Counters.Records.Add(int64(len(dst) - n0))
 	}

@@ -73,7 +73,7 @@ func (r *Runner) Trigger(ctx context.Context, id, act string) (*SavepointResult,
 			r.mu.Unlock()
 			return nil, fmt.Errorf("%w: job %s is already stopping", ErrConflict, id)
 		}
-		e.stopping = true
+		e.stopping, e.stopOK, e.stopDone = true, false, make(chan struct{})
 		e.job.State = StateStopping
 		_ = r.saveLocked()
 	}
@@ -83,11 +83,15 @@ func (r *Runner) Trigger(ctx context.Context, id, act string) (*SavepointResult,
 	info, err := ctl.act(ctx, act)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if act == "stop" && err != nil {
-		e.stopping = false
-		if e.job.State == StateStopping {
-			e.job.State = StateRunning
-			_ = r.saveLocked()
+	if act == "stop" {
+		e.stopOK = err == nil
+		close(e.stopDone)
+		if err != nil {
+			e.stopping = false
+			if e.job.State == StateStopping {
+				e.job.State = StateRunning
+				_ = r.saveLocked()
+			}
 		}
 	}
 	if err != nil {

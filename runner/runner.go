@@ -87,8 +87,12 @@ type entry struct {
 	// pending is a command for the supervisor; wake tells it there is one.
 	pending *command
 	wake    chan struct{}
-	// stopping is set while a stop with savepoint is in flight.
+	// stopping is set while a stop with savepoint is in flight; stopDone is
+	// closed when that request has returned, stopOK if its savepoint
+	// completed.
 	stopping bool
+	stopDone chan struct{}
+	stopOK   bool
 	ctl      *controlClient // nil when no process runs
 
 	status     *engine.Status

@@ -296,13 +296,33 @@ func (r *Runner) classify(ctx context.Context, e *entry, p *process, _ exitInfo)
 		code = p.state.ExitCode()
 	}
 	r.mu.Lock()
-	stopping := e.stopping
+	stopDone := e.stopDone
 	progressed := e.progressed || time.Since(p.started) >= r.cfg.StableAfter
 	r.mu.Unlock()
+	stopped := false
+	if stopDone != nil {
+		// A stop with savepoint is in flight: the process may exit before
+		// its answer reaches the runner. Its outcome decides.
+		t := time.NewTimer(10 * time.Second)
+		select {
+		case <-stopDone:
+		case <-t.C:
+		}
+		t.Stop()
+		r.mu.Lock()
+		stopped = e.stopOK || code == 0
+		e.stopping, e.stopDone, e.stopOK = false, nil, false
+		r.mu.Unlock()
+	}
 	last := lastLines(tail, 3)
 	switch {
-	case stopping && code == 0:
+	case stopped && code == 0:
 		r.finish(e, StateStopped, "stopped with savepoint")
+		return
+	case stopped:
+		// The savepoint completed; what the binary did afterwards (such as
+		// checking its output) failed, but the job is stopped all the same.
+		r.finish(e, StateStopped, fmt.Sprintf("stopped with savepoint; then the process ended with %s: %s", how, last))
 		return
 	case code == 0:
 		r.finish(e, StateFinished, "input ended; exited 0")

@@ -111,8 +111,9 @@ func committedOffsets(ctx context.Context, cl *kgo.Client, group string, parts [
 }
 
 // commitGroupOffsets writes offsets to group as an admin commit (generation
-// -1, no member): the source never joins the group.
-func commitGroupOffsets(ctx context.Context, cl *kgo.Client, group string, offsets map[tp]int64) error {
+// -1, no member): the source never joins the group. Topics are named by name
+// and id, as the request version the broker speaks needs.
+func commitGroupOffsets(ctx context.Context, cl *kgo.Client, group string, offsets map[tp]int64, ids map[string][16]byte) error {
 	req := kmsg.NewPtrOffsetCommitRequest()
 	req.Group = group
 	req.Generation = -1
@@ -123,7 +124,7 @@ func commitGroupOffsets(ctx context.Context, cl *kgo.Client, group string, offse
 			i = len(req.Topics)
 			byTopic[p.topic] = i
 			rt := kmsg.NewOffsetCommitRequestTopic()
-			rt.Topic = p.topic
+			rt.Topic, rt.TopicID = p.topic, ids[p.topic]
 			req.Topics = append(req.Topics, rt)
 		}
 		rp := kmsg.NewOffsetCommitRequestTopicPartition()
@@ -139,7 +140,7 @@ func commitGroupOffsets(ctx context.Context, cl *kgo.Client, group string, offse
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return fmt.Errorf("commit offset of %s/%d to group %s: %w", t.Topic, p.Partition, group, err)
+				return fmt.Errorf("commit offsets of topic %q (id %x) partition %d to group %s: %w", t.Topic, t.TopicID, p.Partition, group, err)
 			}
 		}
 	}

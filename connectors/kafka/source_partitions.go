@@ -29,7 +29,14 @@ func assignedTo(topic string, partition int32, p int) int {
 // strict, a topic that does not exist is an error; otherwise it is left out
 // (discovery retries later).
 func partitionCounts(ctx context.Context, cl *kgo.Client, topics []string, strict bool) (map[string]int32, error) {
+	counts, _, err := topicMetadata(ctx, cl, topics, strict)
+	return counts, err
+}
+
+// topicMetadata returns the partition count and the id of each topic.
+func topicMetadata(ctx context.Context, cl *kgo.Client, topics []string, strict bool) (map[string]int32, map[string][16]byte, error) {
 	counts := map[string]int32{}
+	ids := map[string][16]byte{}
 	err := retry(ctx, 30*time.Second, "read topic metadata", func(ctx context.Context) error {
 		req := kmsg.NewPtrMetadataRequest()
 		for _, t := range topics {
@@ -56,6 +63,7 @@ func partitionCounts(ctx context.Context, cl *kgo.Client, topics []string, stric
 				return fmt.Errorf("topic %s: %w", name, err)
 			}
 			counts[name] = int32(len(t.Partitions))
+			ids[name] = t.TopicID
 		}
 		if strict && len(missing) > 0 {
 			slices.Sort(missing)
@@ -63,7 +71,7 @@ func partitionCounts(ctx context.Context, cl *kgo.Client, topics []string, stric
 		}
 		return nil
 	})
-	return counts, err
+	return counts, ids, err
 }
 
 // ownedPartitions lists the partitions of counts that subtask i of p reads,

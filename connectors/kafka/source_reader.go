@@ -47,8 +47,10 @@ type reader[K, V any] struct {
 	// Positions of the latest snapshot, committed to the group when the
 	// checkpoint completes (at most one checkpoint is pending at a time,
 	// so the latest snapshot is the completing checkpoint's).
-	snapshot map[tp]int64
-	commits  chan map[tp]int64
+	topicIDs    map[string][16]byte // for group commits (OffsetCommit v10+ names topics by id)
+	snapshot    map[tp]int64
+	commits     chan map[tp]int64
+	stopCommits chan struct{}
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -84,10 +86,11 @@ func newReader[K, V any](sctx *engine.SourceContext, name string, cfg *SourceCon
 			return nil, err
 		}
 	}
-	counts, err := partitionCounts(ctx, cl, cfg.Topics, true)
+	counts, ids, err := topicMetadata(ctx, cl, cfg.Topics, true)
 	if err != nil {
 		return nil, err
 	}
+	r.topicIDs = ids
 	owned := ownedPartitions(cfg.Topics, counts, r.subtask, r.parallelism)
 	if err := r.place(ctx, owned, sctx.RestoredPositions()); err != nil {
 		return nil, err
@@ -100,8 +103,9 @@ func newReader[K, V any](sctx *engine.SourceContext, name string, cfg *SourceCon
 	}
 	if cfg.CommitOffsets {
 		r.commits = make(chan map[tp]int64, 1)
+		r.stopCommits = make(chan struct{})
 		r.wg.Add(1)
-		go r.commitLoop(gctx)
+		go r.commitLoop(r.stopCommits)
 	}
 	return r, nil
 }
@@ -373,6 +377,9 @@ func (r *reader[K, V]) Positions() ([]checkpoint.SourcePosition, error) {
 func (r *reader[K, V]) Close() error {
 	if r.cancel != nil {
 		r.cancel()
+	}
+	if r.stopCommits != nil {
+		close(r.stopCommits)
 	}
 	r.wg.Wait()
 	if r.dlq != nil {

@@ -32,15 +32,29 @@ func newCLI(name string) (*flag.FlagSet, *cliFlags) {
 	return fs, c
 }
 
-// parse parses args and checks the number of positional arguments.
-func parse(fs *flag.FlagSet, args []string, min, max int, what string) error {
-	if err := fs.Parse(args); err != nil {
-		return errors.Join(errUsage, err)
+// parse parses args, flags before or after the positional arguments
+// ("status j1 --json"), and checks the number of positional arguments, which
+// it returns.
+func parse(fs *flag.FlagSet, args []string, min, max int, what string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, errors.Join(errUsage, err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...) // after "--": all positional
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
 	}
-	if n := fs.NArg(); n < min || (max >= 0 && n > max) {
-		return fmt.Errorf("%w: onceflow %s %s", errUsage, fs.Name(), what)
+	if n := len(pos); n < min || (max >= 0 && n > max) {
+		return nil, fmt.Errorf("%w: onceflow %s %s", errUsage, fs.Name(), what)
 	}
-	return nil
+	return pos, nil
 }
 
 func (c *cliFlags) client() (*client.Client, context.Context, context.CancelFunc, error) {
@@ -81,8 +95,12 @@ func runSubmit(args []string) error {
 	restart := fs.String("restart", "", "process restart policy: none | fixed:MAX:DELAY | exponential:INITIAL:MAX (default "+runner.DefaultRestart+")")
 	from := fs.String("from", "", "start from this checkpoint or savepoint path (see onceflow checkpoints)")
 	remote := fs.Bool("remote-path", false, "BINARY is a path on the runner's machine: do not upload it")
-	if err := parse(fs, args, 1, -1, "[flags] BINARY [-- ARGS...]"); err != nil {
-		return err
+	// Flags stop at BINARY: what follows are the job's own arguments.
+	if err := fs.Parse(args); err != nil {
+		return errors.Join(errUsage, err)
+	}
+	if fs.NArg() < 1 {
+		return fmt.Errorf("%w: onceflow submit [flags] BINARY [-- ARGS...]", errUsage)
 	}
 	bin, jobArgs := fs.Arg(0), fs.Args()[1:]
 	if len(jobArgs) > 0 && jobArgs[0] == "--" {
@@ -124,7 +142,8 @@ func runSubmit(args []string) error {
 
 func runJobs(args []string) error {
 	fs, c := newCLI("jobs")
-	if err := parse(fs, args, 0, 0, "[flags]"); err != nil {
+	_, err := parse(fs, args, 0, 0, "[flags]")
+	if err != nil {
 		return err
 	}
 	cl, ctx, cancel, err := c.client()
@@ -145,7 +164,8 @@ func runJobs(args []string) error {
 
 func runStatus(args []string) error {
 	fs, c := newCLI("status")
-	if err := parse(fs, args, 1, 1, "[flags] JOB"); err != nil {
+	pos, err := parse(fs, args, 1, 1, "[flags] JOB")
+	if err != nil {
 		return err
 	}
 	cl, ctx, cancel, err := c.client()
@@ -153,7 +173,7 @@ func runStatus(args []string) error {
 		return err
 	}
 	defer cancel()
-	v, err := cl.Job(ctx, fs.Arg(0))
+	v, err := cl.Job(ctx, pos[0])
 	if err != nil {
 		return err
 	}
@@ -167,7 +187,8 @@ func runStatus(args []string) error {
 func runTrigger(act string) func([]string) error {
 	return func(args []string) error {
 		fs, c := newCLI(act)
-		if err := parse(fs, args, 1, 1, "[flags] JOB"); err != nil {
+		pos, err := parse(fs, args, 1, 1, "[flags] JOB")
+		if err != nil {
 			return err
 		}
 		cl, ctx, cancel, err := c.client()
@@ -175,7 +196,7 @@ func runTrigger(act string) func([]string) error {
 			return err
 		}
 		defer cancel()
-		res, err := cl.Trigger(ctx, fs.Arg(0), act, c.timeout)
+		res, err := cl.Trigger(ctx, pos[0], act, c.timeout)
 		if err != nil {
 			return err
 		}
@@ -190,7 +211,8 @@ func runTrigger(act string) func([]string) error {
 
 func runCancel(args []string) error {
 	fs, c := newCLI("cancel")
-	if err := parse(fs, args, 1, 1, "[flags] JOB"); err != nil {
+	pos, err := parse(fs, args, 1, 1, "[flags] JOB")
+	if err != nil {
 		return err
 	}
 	cl, ctx, cancel, err := c.client()
@@ -198,7 +220,7 @@ func runCancel(args []string) error {
 		return err
 	}
 	defer cancel()
-	v, err := cl.Cancel(ctx, fs.Arg(0))
+	v, err := cl.Cancel(ctx, pos[0])
 	if err != nil {
 		return err
 	}
@@ -212,10 +234,11 @@ func runCancel(args []string) error {
 func runRestore(args []string) error {
 	fs, c := newCLI("restore")
 	par := fs.Int("parallelism", -1, "new default parallelism (-1 keeps the job's)")
-	if err := parse(fs, args, 1, 2, "[flags] JOB [PATH|latest]"); err != nil {
+	pos, err := parse(fs, args, 1, 2, "[flags] JOB [PATH|latest]")
+	if err != nil {
 		return err
 	}
-	req := runner.RestoreRequest{From: fs.Arg(1)}
+	req := runner.RestoreRequest{From: arg(pos, 1)}
 	if *par >= 0 {
 		req.Parallelism = par
 	}
@@ -224,7 +247,7 @@ func runRestore(args []string) error {
 		return err
 	}
 	defer cancel()
-	v, err := cl.Restore(ctx, fs.Arg(0), req)
+	v, err := cl.Restore(ctx, pos[0], req)
 	if err != nil {
 		return err
 	}
@@ -237,7 +260,8 @@ func runRestore(args []string) error {
 
 func runCheckpoints(args []string) error {
 	fs, c := newCLI("checkpoints")
-	if err := parse(fs, args, 1, 1, "[flags] JOB"); err != nil {
+	pos, err := parse(fs, args, 1, 1, "[flags] JOB")
+	if err != nil {
 		return err
 	}
 	cl, ctx, cancel, err := c.client()
@@ -245,7 +269,7 @@ func runCheckpoints(args []string) error {
 		return err
 	}
 	defer cancel()
-	pts, err := cl.Checkpoints(ctx, fs.Arg(0))
+	pts, err := cl.Checkpoints(ctx, pos[0])
 	if err != nil {
 		return err
 	}
@@ -258,7 +282,8 @@ func runCheckpoints(args []string) error {
 
 func runSavepoints(args []string) error {
 	fs, c := newCLI("savepoints")
-	if err := parse(fs, args, 0, 0, "[flags]"); err != nil {
+	_, err := parse(fs, args, 0, 0, "[flags]")
+	if err != nil {
 		return err
 	}
 	cl, ctx, cancel, err := c.client()
@@ -279,7 +304,8 @@ func runSavepoints(args []string) error {
 
 func runDeleteSavepoint(args []string) error {
 	fs, c := newCLI("delete-savepoint")
-	if err := parse(fs, args, 1, 1, "[flags] PATH"); err != nil {
+	pos, err := parse(fs, args, 1, 1, "[flags] PATH")
+	if err != nil {
 		return err
 	}
 	cl, ctx, cancel, err := c.client()
@@ -287,13 +313,13 @@ func runDeleteSavepoint(args []string) error {
 		return err
 	}
 	defer cancel()
-	if err := cl.DeleteSavepoint(ctx, fs.Arg(0)); err != nil {
+	if err := cl.DeleteSavepoint(ctx, pos[0]); err != nil {
 		return err
 	}
 	if c.json {
-		return printJSON(map[string]string{"deleted": fs.Arg(0)})
+		return printJSON(map[string]string{"deleted": pos[0]})
 	}
-	fmt.Printf("deleted savepoint %s\n", fs.Arg(0))
+	fmt.Printf("deleted savepoint %s\n", pos[0])
 	return nil
 }
 
@@ -302,4 +328,11 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+func arg(pos []string, i int) string {
+	if i < len(pos) {
+		return pos[i]
+	}
+	return ""
 }

@@ -31,14 +31,15 @@ func main() {
 	out := flag.String("out", "counts", "output topic")
 	txnPrefix := flag.String("txn-prefix", "", "transactional id prefix, unique per job on the cluster (default wordcount-<out>)")
 	verify := flag.Bool("verify", false, "do not run the job: check the committed output against the input and exit")
-	wait := flag.Duration("verify-wait", 2*time.Minute, "with -verify: how long to wait for the output to catch up with the input")
+	wait := flag.Duration("verify-wait", 30*time.Second, "with -verify: how long to wait for the output to catch up with the input")
+	exact := flag.Bool("exact", false, "with -verify: fail unless the output catches up with the input (the input has stopped growing)")
 	if err := engine.ParseFlags(); err != nil {
 		fmt.Fprintln(os.Stderr, "wordcount:", err)
 		os.Exit(2)
 	}
 	seeds := strings.Split(*brokers, ",")
 	if *verify {
-		if err := verifyOutput(seeds, *in, *out, *wait); err != nil {
+		if err := verifyOutput(seeds, *in, *out, *wait, *exact); err != nil {
 			fmt.Fprintln(os.Stderr, "wordcount: verification FAILED:", err)
 			os.Exit(1)
 		}

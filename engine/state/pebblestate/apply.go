@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -150,9 +151,17 @@ func (b *backend) apply(p *pendingApply) error {
 
 // writeGeneration writes a cache generation to Pebble and to seg.
 func (b *backend) writeGeneration(c *cacheMap, seg *segmentWriter) error {
+	// Sorted, a batch goes into the memtable's skiplist with one search per
+	// key instead of one per key and level: the sort pays for itself.
+	keys := make([]string, 0, len(c.m))
+	for k := range c.m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	batch := b.db.NewBatch()
 	defer func() { batch.Close() }()
-	for k, e := range c.m {
+	for _, k := range keys {
+		e := c.m[k]
 		kb := []byte(k)
 		op := opPut
 		var err error
@@ -199,9 +208,10 @@ func (b *backend) spillDirty() error {
 	if err != nil {
 		return b.fail(fmt.Errorf("spill the write cache to the local database: %w", err))
 	}
-	b.observe()
-	b.frozen = b.frozen[:0]
-	b.clean, b.dirty = b.dirty, newCacheMap()
+	b.observe() // every frozen generation is in Pebble now
+	spilled := b.dirty
+	b.dirty = newCacheMap()
+	b.addClean(spilled)
 	return nil
 }
 

@@ -19,8 +19,10 @@ import (
 //
 // Reads look, newest first, at: dirty (written since the last snapshot),
 // frozen (the dirty generations of snapshots whose writes to Pebble the
-// record path has not seen complete), clean (the newest generation known to
-// be in Pebble, kept as a read cache), then Pebble. A snapshot's synchronous
+// record path has not seen complete), clean (generations known to be in
+// Pebble, newest first, kept as a read cache while the whole cache fits
+// WriteCacheSize), then Pebble. Every write goes to dirty, the newest
+// generation, so the first generation holding a key holds its latest value. A snapshot's synchronous
 // part only moves dirty to frozen; its asynchronous part writes the frozen
 // generation to Pebble and to a changelog segment, then uploads.
 //
@@ -48,7 +50,8 @@ type backend struct {
 	kbuf, vbuf []byte
 	dirty      *cacheMap
 	frozen     []*pendingApply // oldest first
-	clean      *cacheMap
+	clean      []*cacheMap // oldest first
+	cleanBytes int64
 	observed   uint64
 	spill      *segmentWriter // changelog of this interval's spills, if any
 	seq        uint64         // of the last pendingApply created
@@ -183,8 +186,10 @@ func (b *backend) lookup(k []byte) (*entry, bool) {
 			return e, true
 		}
 	}
-	if b.clean != nil {
-		return b.clean.get(k)
+	for i := len(b.clean) - 1; i >= 0; i-- {
+		if e, ok := b.clean[i].get(k); ok {
+			return e, true
+		}
 	}
 	return nil, false
 }
@@ -213,7 +218,7 @@ func (b *backend) write(id state.ID, userKey, value []byte, del bool) error {
 }
 
 // observe notices the generations the asynchronous part wrote to Pebble:
-// they leave the frozen list, and the newest becomes the clean read cache.
+// they leave the frozen list for the clean read cache.
 func (b *backend) observe() {
 	a := b.applied.Load()
 	if a == b.observed {
@@ -224,11 +229,33 @@ func (b *backend) observe() {
 	for n < len(b.frozen) && b.frozen[n].seq <= a {
 		n++
 	}
-	if n > 0 {
-		b.clean = b.frozen[n-1].frozen
-		b.frozen = append(b.frozen[:0], b.frozen[n:]...)
+	for _, p := range b.frozen[:n] {
+		b.addClean(p.frozen)
+	}
+	b.frozen = append(b.frozen[:0], b.frozen[n:]...)
+}
+
+// addClean adds a generation that is in Pebble to the read cache, dropping
+// the oldest generations while the cache exceeds its budget.
+func (b *backend) addClean(c *cacheMap) {
+	if c.bytes == 0 {
+		return
+	}
+	b.clean = append(b.clean, c)
+	b.cleanBytes += c.bytes
+	var frozen int64
+	for _, p := range b.frozen {
+		frozen += p.frozen.bytes
+	}
+	for len(b.clean) > 0 && (b.cleanBytes+frozen+b.dirty.bytes > b.opts.WriteCacheSize || len(b.clean) > maxCleanGenerations) {
+		b.cleanBytes -= b.clean[0].bytes
+		b.clean[0] = nil
+		b.clean = b.clean[1:]
 	}
 }
+
+// maxCleanGenerations bounds the maps a cache miss looks through.
+const maxCleanGenerations = 8
 
 func (b *backend) Scan(id state.ID, fn func(userKey, value []byte) error) error {
 	if err := b.check(); err != nil {

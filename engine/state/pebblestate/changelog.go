@@ -142,8 +142,10 @@ func replaySegment(db *pebble.DB, path string) error {
 }
 
 // batchBytes bounds the batches the backend writes: big enough to amortize
-// a commit, small enough not to hold much memory.
-const batchBytes = 4 << 20
+// a commit, small enough that Pebble inserts them into its memtable (a batch
+// near half the memtable becomes a "flushable batch", much slower to read
+// through).
+const batchBytes = 512 << 10
 
 // maxChunk bounds a key or value read from a changelog, so that a corrupt
 // length cannot make replay allocate without limit.

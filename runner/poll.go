@@ -15,6 +15,7 @@ func (r *Runner) poll(ctx context.Context, e *entry, ctl *controlClient) {
 	interval := 100 * time.Millisecond
 	t := time.NewTimer(0)
 	defer t.Stop()
+	started, answered := time.Now(), false
 	for {
 		select {
 		case <-ctx.Done():
@@ -26,7 +27,9 @@ func (r *Runner) poll(ctx context.Context, e *entry, ctl *controlClient) {
 		cancel()
 		if err == nil {
 			r.observe(e, st)
-			interval = r.cfg.PollInterval
+			interval, answered = r.cfg.PollInterval, true
+		} else if !answered && time.Since(started) > 15*time.Second {
+			r.silent(e, err)
 		}
 		t.Reset(interval)
 	}
@@ -96,4 +99,16 @@ func ioTotals(ops []engine.OperatorStatus) (in, out int64) {
 		}
 	}
 	return in, out
+}
+
+// silent explains a job that runs but never answered on its control socket:
+// a binary that does not serve engine.ServeControl (it calls engine.Run
+// itself instead of engine.Main or engine.RunMain) cannot report progress
+// nor take checkpoint, savepoint and stop commands.
+func (r *Runner) silent(e *entry, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.job.State == StateStarting && e.job.Reason == "" {
+		e.job.Reason = "no status from the job's control socket yet (does the binary run through engine.Main or engine.RunMain?): " + err.Error()
+	}
 }

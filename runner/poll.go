@@ -67,9 +67,11 @@ func (r *Runner) observe(e *entry, st engine.Status) {
 		}
 		e.lastSeenID = c.ID
 		if c.Aborted != "" {
+			r.log.Warn("checkpoint aborted", "job", j.ID, "checkpoint", c.ID, "reason", c.Aborted)
 			e.metrics.aborted++
 			continue
 		}
+		r.log.Debug("checkpoint completed", "job", j.ID, "checkpoint", c.ID, "kind", c.Kind, "duration_ms", c.DurationMillis, "bytes", c.Bytes)
 		e.metrics.completed++
 		e.metrics.lastDuration = time.Duration(c.DurationMillis) * time.Millisecond
 		e.metrics.lastBytes = c.Bytes

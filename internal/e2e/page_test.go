@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"image/png"
 	"os"
 	"os/exec"
@@ -102,6 +101,6 @@ func TestWebPage(t *testing.T) {
 	if b.Dx() != 1280 || len(colors) < 20 || green < 100 {
 		t.Fatalf("screenshot %v: %d colors, %d pixels of the RUNNING badge: the page did not render", b, len(colors), green)
 	}
-	t.Log(fmt.Sprintf("screenshot %dx%d: %d colors, %d badge pixels", b.Dx(), b.Dy(), len(colors), green))
+	t.Logf("screenshot %dx%d: %d colors, %d badge pixels", b.Dx(), b.Dy(), len(colors), green)
 	mustCLI(t, onceflow, url, "cancel", id)
 }

@@ -67,9 +67,10 @@ func (d *devEnv) printBanner() {
   Kafka broker         %s   (data %s; topics "lines" and "counts", others created on use)
   runner API and page  %s   (metrics at %s/metrics)
   checkpoints          file://%s/checkpoints/<job id>
-Try:
+Try, from another terminal:
+  go build -o /tmp/wordcount ./examples/wordcount
+  go run ./cmd/onceflow submit --parallelism 2 /tmp/wordcount -- -in lines -out counts
   go run ./cmd/onceflow jobs
-  go run ./cmd/onceflow submit --name wordcount ./wordcount-binary
 Ctrl-C stops everything; running jobs resume at the next start.
 `, d.broker.Addrs()[0], kdata, d.rt.url, d.rt.url, d.rt.data)
 }

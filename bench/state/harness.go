@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/onceflow/onceflow/checkpoint"
 	"github.com/onceflow/onceflow/engine"
@@ -15,6 +16,14 @@ import (
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var ctxBG = context.Background()
+
+var epoch = time.Now()
+
+func nowSec() float64 { return time.Since(epoch).Seconds() }
+
+type atomicInt = atomic.Int64
 
 // uploader and downloader do what the engine's do (names, checksums), so
 // that backends can be driven directly, without a job around them.

@@ -9,8 +9,7 @@
 //	go run ./bench/state -only throughput
 //	go run ./bench/state -only getput
 //	go run ./bench/state -only snapshot      # sync part p99, 1M keys
-//	go run ./bench/state -only upload        # 1M and 5M keys, 0.1/1/10% change
-//	go run ./bench/state -only restore
+//	go run ./bench/state -only upload        # 1M and 5M keys, 0.1/1/10% change, and restore times
 //	go run ./bench/state -only ltm -ltm-keys 10000000   # run alone: it reports max RSS
 package main
 
@@ -27,15 +26,16 @@ import (
 )
 
 var (
-	only     = flag.String("only", "", "run only the scenarios whose name contains this (throughput, getput, snapshot, upload, restore, ltm)")
-	keys     = flag.Int("keys", 1_000_000, "distinct keys of the throughput, getput and snapshot scenarios")
-	records  = flag.Uint64("records", 10_000_000, "records of the throughput scenario")
-	rounds   = flag.Int("rounds", 3, "measurements per throughput variant (median reported)")
-	sizes    = flag.String("sizes", "1000000,5000000", "state sizes (keys) of the upload and restore scenarios")
-	ltmKeys  = flag.Int("ltm-keys", 10_000_000, "keys of the larger-than-memory scenario")
-	ltmOps   = flag.Int("ltm-updates", 10_000_000, "updates of the larger-than-memory scenario after loading")
-	workRoot = flag.String("dir", "", "scratch directory (default: a temporary one)")
-	cpuProf  = flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	only        = flag.String("only", "", "run only the scenarios whose name contains this (throughput, getput, snapshot, upload, ltm)")
+	keys        = flag.Int("keys", 1_000_000, "distinct keys of the throughput, getput and snapshot scenarios")
+	records     = flag.Uint64("records", 10_000_000, "records of the throughput scenario")
+	rounds      = flag.Int("rounds", 3, "measurements per throughput variant (median reported)")
+	sizes       = flag.String("sizes", "1000000,5000000", "state sizes (keys) of the upload and restore scenarios")
+	ltmKeys     = flag.Int("ltm-keys", 10_000_000, "keys of the larger-than-memory scenario")
+	ltmOps      = flag.Int("ltm-updates", 10_000_000, "updates of the larger-than-memory scenario after loading")
+	workRoot    = flag.String("dir", "", "scratch directory (default: a temporary one)")
+	getputCache = flag.Int64("getput-cache", 0, "only this write cache size in the getput scenario")
+	cpuProf     = flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 )
 
 func main() {
@@ -58,7 +58,6 @@ func main() {
 		{"getput", getPut},
 		{"snapshot", snapshotSync},
 		{"upload", uploads},
-		{"restore", restores},
 		{"ltm", largerThanMemory},
 	}
 	for _, s := range scenarios {

@@ -141,6 +141,11 @@ func (m *snapMeta) validate() error {
 			return fmt.Errorf("checkpoint %d: base file name %q", m.CheckpointID, f.Name)
 		}
 	}
+	for _, h := range m.handles() {
+		if h.Size < 0 || checkpoint.ValidName(h.Name) != nil {
+			return fmt.Errorf("checkpoint %d: object %q of size %d", m.CheckpointID, h.Name, h.Size)
+		}
+	}
 	prev := m.BaseID
 	for _, s := range m.Segments {
 		if s.ID <= prev || s.ID > m.CheckpointID {

@@ -279,6 +279,7 @@ func (r *reader[K, V]) ReadBatch(ctx context.Context, dst []Message[K, V]) ([]Me
 // take emits the records of one partition batch and moves its position past
 // each record, control and bad records included.
 func (r *reader[K, V]) take(st *partState, recs []*kgo.Record, dst []Message[K, V]) ([]Message[K, V], error) {
+	st.wm.lastActive = time.Now() // once per batch: the clock is not free
 	for _, rec := range recs {
 		if rec.Offset < st.pos.next {
 			continue // already emitted (the client never rewinds, but a position is a promise)
@@ -289,7 +290,6 @@ func (r *reader[K, V]) take(st *partState, recs []*kgo.Record, dst []Message[K, 
 			return dst, nil
 		}
 		st.pos.next = rec.Offset + 1
-		st.wm.lastActive = time.Now()
 		if rec.Attrs.IsControl() {
 			continue
 		}

@@ -38,3 +38,25 @@ func TestExactlyOncePassThrough(t *testing.T) {
 		noOpenTransactions(t, brokers, out)
 	}
 }
+
+// TestWeakerGuarantees copies a topic with the at-least-once and the
+// no-guarantee sinks: without failures, both deliver everything once.
+func TestWeakerGuarantees(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	in := testenv.KafkaTopic(t, brokers, "in", 2)
+	const n = 5000
+	produce(t, brokers, in, 0, n, 10)
+	for _, g := range []kafka.Guarantee{kafka.AtLeastOnce, kafka.NoGuarantee} {
+		out := testenv.KafkaTopic(t, brokers, "out", 2)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := engine.Run(ctx, passThrough(brokers, "weak", in, out, g, true, 2),
+			engine.Config{Store: newStore(t), CheckpointInterval: 20 * time.Millisecond})
+		cancel()
+		if err != nil {
+			t.Fatalf("%v: %v", g, err)
+		}
+		if got, want := readValues(t, brokers, out), wantRange(0, n); !slices.Equal(got, want) {
+			t.Fatalf("%v: %s", g, diff(got, want))
+		}
+	}
+}

@@ -110,7 +110,12 @@ type SourceConfig[K, V any] struct {
 	CommitOffsets bool
 	// Bounded stops each partition at its end offset found when the job
 	// first started (stored in checkpoints, so a restart stops at the same
-	// place); the job then finishes. Default: unbounded.
+	// place; a restored unbounded position gets the end at restore); the
+	// job then finishes. A partition ends when a record at or after its end
+	// offset arrives or its position reaches it, so on a compacted topic
+	// whose last records below the end were removed, or one whose last
+	// records are aborted data interleaved with a transaction still open,
+	// the source waits for the next record. Default: unbounded.
 	Bounded bool
 	// DiscoveryInterval between looks for partitions added to the topics.
 	// Default 30s; negative disables discovery. Bounded sources never

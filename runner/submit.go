@@ -211,10 +211,17 @@ func (r *Runner) Submit(ctx context.Context, req SubmitRequest) (*JobView, error
 		}
 	}
 
+	// The id is spent durably before its store is used: an id is never
+	// reused, so a new job's store never holds another job's checkpoints
+	// (which "latest" would restore).
 	r.mu.Lock()
 	id := "j" + strconv.Itoa(r.tbl.NextID)
 	r.tbl.NextID++
+	err = r.saveLocked()
 	r.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("record job id: %w", err)
+	}
 	store, err := jobStoreURL(r.cfg.CheckpointRoot, id)
 	if err != nil {
 		return nil, err

@@ -1,14 +1,13 @@
 package pebblestate
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/onceflow/onceflow/engine/state"
 )
@@ -21,13 +20,11 @@ import (
 type pendingApply struct {
 	seq, id     uint64
 	frozen      *cacheMap
-	seg         *segmentWriter // spills of the interval, or nil
+	spills      []chainSeg // segments the record path spilled in the interval
 	materialize bool
 
 	// Set by apply, under wmu.
 	applied bool
-	segPath string
-	segSize int64
 	ckptDir string // the Pebble checkpoint, if materialize
 	err     error
 }
@@ -40,12 +37,12 @@ func (b *backend) Snapshot(id uint64) (state.PendingSnapshot, error) {
 	}
 	b.observe()
 	b.seq++
-	p := &pendingApply{seq: b.seq, id: id, frozen: b.dirty, seg: b.spill}
+	p := &pendingApply{seq: b.seq, id: id, frozen: b.dirty, spills: b.spills}
 	if b.wantMaterialize() {
 		p.materialize = true
 		b.matSeq.Store(p.seq)
 	}
-	b.spill = nil
+	b.spills = nil
 	b.dirty = newCacheMap()
 	b.frozen = append(b.frozen, p)
 	b.qmu.Lock()
@@ -112,24 +109,18 @@ func (b *backend) applyLocked(seq uint64) error {
 // takes the Pebble checkpoint of a materialization: nothing of a later
 // interval is in Pebble yet, so the checkpoint is exactly p's state.
 func (b *backend) apply(p *pendingApply) error {
-	seg := p.seg
-	if seg == nil {
-		var err error
-		if seg, err = createSegment(b.dir.segPath(p.seq)); err != nil {
-			return err
-		}
-	}
-	if err := b.writeGeneration(p.frozen, seg); err != nil {
-		seg.abandon()
-		return err
-	}
-	size, err := seg.close()
+	path := b.dir.segPath(p.seq)
+	size, err := b.writeGeneration(p.frozen, p.id, path)
 	if err != nil {
 		return err
 	}
-	p.segPath, p.segSize = seg.f.Name(), size
+	segs := append(p.spills, chainSeg{id: p.id, file: chainFile{obj: segObjName(p.id, len(p.spills)), local: path, size: size}})
+	for i := range p.spills {
+		segs[i].id = p.id
+		segs[i].file.obj = segObjName(p.id, i)
+	}
 	b.cmu.Lock()
-	b.chain.segs = append(b.chain.segs, chainSeg{id: p.id, file: chainFile{obj: segObjName(p.id), local: p.segPath, size: size}})
+	b.chain.segs = append(b.chain.segs, segs...)
 	b.cmu.Unlock()
 	if !p.materialize {
 		return nil
@@ -149,46 +140,41 @@ func (b *backend) apply(p *pendingApply) error {
 	return nil
 }
 
-// writeGeneration writes a cache generation to Pebble and to seg.
-func (b *backend) writeGeneration(c *cacheMap, seg *segmentWriter) error {
-	// Sorted, a batch goes into the memtable's skiplist with one search per
-	// key instead of one per key and level: the sort pays for itself.
+// writeGeneration writes a cache generation, sorted, as the changelog
+// segment at path, and ingests it into Pebble. It returns the file's size.
+func (b *backend) writeGeneration(c *cacheMap, id uint64, path string) (int64, error) {
 	keys := make([]string, 0, len(c.m))
 	for k := range c.m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	batch := b.db.NewBatch()
-	defer func() { batch.Close() }()
+	seg, err := b.createSegment(path)
+	if err != nil {
+		return 0, err
+	}
 	for _, k := range keys {
 		e := c.m[k]
-		kb := []byte(k)
 		op := opPut
-		var err error
 		if e.del {
 			op = opDelete
-			err = batch.Delete(kb, nil)
-		} else {
-			err = batch.Set(kb, e.val, nil)
 		}
-		if err != nil {
-			return fmt.Errorf("batch: %w", err)
-		}
-		if err := seg.add(op, kb, e.val); err != nil {
-			return err
-		}
-		if batch.Len() >= batchBytes {
-			if err := batch.Commit(pebble.NoSync); err != nil {
-				return fmt.Errorf("commit batch: %w", err)
-			}
-			batch.Close()
-			batch = b.db.NewBatch()
+		if err := seg.add(op, []byte(k), e.val); err != nil {
+			seg.abandon()
+			return 0, err
 		}
 	}
-	if err := batch.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("commit batch: %w", err)
+	if err := seg.add(opPut, markerKey, binary.BigEndian.AppendUint64(nil, id)); err != nil {
+		seg.abandon()
+		return 0, err
 	}
-	return nil
+	size, err := seg.close()
+	if err != nil {
+		return 0, err
+	}
+	if err := ingestSegment(b.db, path, b.dir.seg); err != nil {
+		return 0, err
+	}
+	return size, nil
 }
 
 // spillDirty writes the dirty generation to Pebble on the record path,
@@ -198,16 +184,16 @@ func (b *backend) writeGeneration(c *cacheMap, seg *segmentWriter) error {
 func (b *backend) spillDirty() error {
 	b.wmu.Lock()
 	err := b.applyLocked(math.MaxUint64)
-	if err == nil && b.spill == nil {
-		b.spill, err = createSegment(b.dir.spillPath(b.seq))
-	}
+	var size int64
+	path := b.dir.spillPath(b.seq, len(b.spills))
 	if err == nil {
-		err = b.writeGeneration(b.dirty, b.spill)
+		size, err = b.writeGeneration(b.dirty, 0, path)
 	}
 	b.wmu.Unlock()
 	if err != nil {
 		return b.fail(fmt.Errorf("spill the write cache to the local database: %w", err))
 	}
+	b.spills = append(b.spills, chainSeg{file: chainFile{local: path, size: size}})
 	b.observe() // every frozen generation is in Pebble now
 	spilled := b.dirty
 	b.dirty = newCacheMap()
@@ -232,17 +218,17 @@ func newLayout(root string) layout {
 }
 
 func (l layout) segPath(seq uint64) string {
-	return filepath.Join(l.seg, fmt.Sprintf("%020d.log", seq))
+	return filepath.Join(l.seg, fmt.Sprintf("%020d.sst", seq))
 }
 
-// spillPath names the changelog of the interval after snapshot seq.
-func (l layout) spillPath(seq uint64) string {
-	return filepath.Join(l.seg, fmt.Sprintf("%020d-spill.log", seq+1))
+// spillPath names spill n of the interval after snapshot seq.
+func (l layout) spillPath(seq uint64, n int) string {
+	return filepath.Join(l.seg, fmt.Sprintf("%020d-spill-%d.sst", seq+1, n))
 }
 
 func (l layout) ckptPath(id, seq uint64) string {
 	return filepath.Join(l.ckpt, fmt.Sprintf("%020d-%d", id, seq))
 }
 
-// segObjName is the object name of the changelog of checkpoint id's interval.
-func segObjName(id uint64) string { return fmt.Sprintf("seg-%d.log", id) }
+// segObjName is the object name of segment n of checkpoint id's interval.
+func segObjName(id uint64, n int) string { return fmt.Sprintf("seg-%d-%d.sst", id, n) }

@@ -50,11 +50,11 @@ type backend struct {
 	kbuf, vbuf []byte
 	dirty      *cacheMap
 	frozen     []*pendingApply // oldest first
-	clean      []*cacheMap // oldest first
+	clean      []*cacheMap     // oldest first
 	cleanBytes int64
 	observed   uint64
-	spill      *segmentWriter // changelog of this interval's spills, if any
-	seq        uint64         // of the last pendingApply created
+	spills     []chainSeg // segments spilled in this interval, oldest first
+	seq        uint64     // of the last pendingApply created
 	spillLimit int64
 
 	// Shared with the asynchronous part.

@@ -1,184 +1,101 @@
 package pebblestate
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/binary"
-	"errors"
+	"context"
 	"fmt"
-	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// A changelog segment holds every change of one interval between two
-// snapshots, in the order Pebble received them:
+// A changelog segment holds changes of one interval between two snapshots:
+// one cache generation (or one spill of it), sorted, as an SST of its own,
+// with deletes as tombstones. The backend ingests it into Pebble (no
+// memtable insert, no flush) and uploads the very same file; restore ingests
+// the segments after the base, in order, so later changes win, with no
+// record-by-record replay.
 //
-//	"OFCLOG01" then records: [op: 1 byte][uvarint len][key][uvarint len][value]
-//
-// op is opPut or opDelete (a delete has an empty value). Replaying the
-// segments after a base, in order, reproduces the state of the snapshot.
-// Integrity is the checkpoint's business: the engine verifies size and
-// CRC32C of every object against the manifest.
-
-var changelogMagic = []byte("OFCLOG01")
+// Every segment ends with the marker key: it keeps a segment of an interval
+// without changes non-empty (an SST needs a key; a snapshot needs a new
+// object to upload first, see uploadPlan) and records in the database the
+// last checkpoint applied. Its key group 0xffff is beyond any real one
+// (the engine caps max parallelism at 32768).
+var markerKey = []byte{0xff, 0xff, 'o', 'n', 'c', 'e', 'f', 'l', 'o', 'w'}
 
 const (
 	opPut    byte = 1
 	opDelete byte = 2
 )
 
-// segmentWriter appends records to a local segment file.
+// segmentWriter writes one segment SST; keys must come in increasing order.
 type segmentWriter struct {
-	f    *os.File
-	w    *bufio.Writer
-	n    int64 // bytes written, magic included
-	recs int64
-	buf  []byte
+	path string
+	w    *sstable.Writer
 }
 
-func createSegment(path string) (*segmentWriter, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+func (b *backend) createSegment(path string) (*segmentWriter, error) {
+	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return nil, fmt.Errorf("create changelog segment: %w", err)
 	}
-	s := &segmentWriter{f: f, w: bufio.NewWriterSize(f, 256<<10)}
-	if _, err := s.w.Write(changelogMagic); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write changelog segment %s: %w", path, err)
+	wo := sstable.WriterOptions{TableFormat: b.db.FormatMajorVersion().MaxTableFormat()}
+	if b.opts.BloomBitsPerKey > 0 {
+		// Segments sit in L0 until compacted: a filter lets point reads
+		// skip them.
+		wo.FilterPolicy = bloom.FilterPolicy(b.opts.BloomBitsPerKey)
 	}
-	s.n = int64(len(changelogMagic))
-	return s, nil
+	return &segmentWriter{path: path, w: sstable.NewWriter(objstorageprovider.NewFileWritable(f), wo)}, nil
 }
 
 func (s *segmentWriter) add(op byte, k, v []byte) error {
-	s.buf = append(s.buf[:0], op)
-	s.buf = binary.AppendUvarint(s.buf, uint64(len(k)))
-	s.buf = append(s.buf, k...)
-	s.buf = binary.AppendUvarint(s.buf, uint64(len(v)))
-	s.buf = append(s.buf, v...)
-	n, err := s.w.Write(s.buf)
-	s.n += int64(n)
-	s.recs++
+	var err error
+	if op == opDelete {
+		err = s.w.Delete(k)
+	} else {
+		err = s.w.Set(k, v)
+	}
 	if err != nil {
-		return fmt.Errorf("write changelog segment %s: %w", s.f.Name(), err)
+		return fmt.Errorf("write changelog segment %s: %w", s.path, err)
 	}
 	return nil
 }
 
-// close flushes and closes the file, returning its size.
+// close finishes the file and returns its size.
 func (s *segmentWriter) close() (int64, error) {
-	err := s.w.Flush()
-	if cerr := s.f.Close(); err == nil {
-		err = cerr
+	if err := s.w.Close(); err != nil {
+		os.Remove(s.path)
+		return 0, fmt.Errorf("close changelog segment %s: %w", s.path, err)
 	}
+	info, err := os.Stat(s.path)
 	if err != nil {
-		return 0, fmt.Errorf("close changelog segment %s: %w", s.f.Name(), err)
+		return 0, fmt.Errorf("close changelog segment: %w", err)
 	}
-	return s.n, nil
+	return info.Size(), nil
 }
 
-// abandon closes and removes a segment that will never be complete.
+// abandon removes a segment that will never be complete.
 func (s *segmentWriter) abandon() {
-	s.f.Close()
-	os.Remove(s.f.Name())
+	s.w.Close()
+	os.Remove(s.path)
 }
 
-// replaySegment applies the segment at path to db, in batches.
-func replaySegment(db *pebble.DB, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open changelog segment: %w", err)
+// ingestSegment adds the segment at path to db. Pebble moves what it
+// ingests, so it gets a hard link and path stays (to be uploaded, or as the
+// verified local copy).
+func ingestSegment(db *pebble.DB, path, scratchDir string) error {
+	link := filepath.Join(scratchDir, "ingest-"+filepath.Base(path))
+	os.Remove(link)
+	if err := linkOrCopy(path, link); err != nil {
+		return fmt.Errorf("ingest changelog segment %s: %w", path, err)
 	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 256<<10)
-	magic := make([]byte, len(changelogMagic))
-	if _, err := io.ReadFull(r, magic); err != nil || !bytes.Equal(magic, changelogMagic) {
-		return fmt.Errorf("changelog segment %s: not a changelog (bad magic)", path)
-	}
-	b := db.NewBatch()
-	defer func() { b.Close() }()
-	var off int64 = int64(len(changelogMagic))
-	var k, v []byte
-	for {
-		op, err := r.ReadByte()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("changelog segment %s: read at byte %d: %w", path, off, err)
-		}
-		if k, err = readChunk(r, k); err == nil {
-			v, err = readChunk(r, v)
-		}
-		if err != nil {
-			return fmt.Errorf("changelog segment %s: record at byte %d: %w", path, off, err)
-		}
-		off += 1 + int64(uvarintLen(len(k))+len(k)+uvarintLen(len(v))+len(v))
-		switch op {
-		case opPut:
-			err = b.Set(k, v, nil)
-		case opDelete:
-			err = b.Delete(k, nil)
-		default:
-			return fmt.Errorf("changelog segment %s: unknown operation %d at byte %d", path, op, off)
-		}
-		if err != nil {
-			return fmt.Errorf("changelog segment %s: %w", path, err)
-		}
-		if b.Len() >= batchBytes {
-			if err := b.Commit(pebble.NoSync); err != nil {
-				return fmt.Errorf("replay changelog segment %s: %w", path, err)
-			}
-			b.Close()
-			b = db.NewBatch()
-		}
-	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("replay changelog segment %s: %w", path, err)
+	if err := db.Ingest(context.Background(), []string{link}); err != nil {
+		os.Remove(link)
+		return fmt.Errorf("ingest changelog segment %s: %w", path, err)
 	}
 	return nil
-}
-
-// batchBytes bounds the batches the backend writes: big enough to amortize
-// a commit, small enough that Pebble inserts them into its memtable (a batch
-// near half the memtable becomes a "flushable batch", much slower to read
-// through).
-const batchBytes = 512 << 10
-
-// maxChunk bounds a key or value read from a changelog, so that a corrupt
-// length cannot make replay allocate without limit.
-const maxChunk = 1 << 30
-
-var errChunkTooLarge = errors.New("length exceeds 1 GiB (corrupt)")
-
-func readChunk(r *bufio.Reader, buf []byte) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		return nil, unexpected(err)
-	}
-	if n > maxChunk {
-		return nil, errChunkTooLarge
-	}
-	if uint64(cap(buf)) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, unexpected(err)
-	}
-	return buf, nil
-}
-
-func unexpected(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
-}
-
-func uvarintLen(n int) int {
-	var b [binary.MaxVarintLen64]byte
-	return binary.PutUvarint(b[:], uint64(n))
 }

@@ -111,17 +111,8 @@ func (b *backend) Close() error {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	b.qmu.Lock()
-	for _, p := range b.queue {
-		if p.seg != nil {
-			p.seg.abandon()
-		}
-	}
 	b.queue = nil
 	b.qmu.Unlock()
-	if b.spill != nil {
-		b.spill.abandon()
-		b.spill = nil
-	}
 	var err error
 	if b.db != nil {
 		if err = b.db.Close(); err != nil {

@@ -19,8 +19,6 @@ import (
 // The length prefix of the key makes (state, key) a prefix of exactly the
 // entries of that key's map state, which Scan iterates.
 
-const kgBytes = 2
-
 // stateTag is the on-disk identity of a state name.
 func stateTag(name string) uint32 {
 	h := fnv.New32a()
@@ -42,14 +40,6 @@ func appendPrefix(dst []byte, kg int, tag uint32, key []byte) []byte {
 // fits 2 bytes since the engine caps it at 32768.
 func keyGroupStart(kg int) []byte {
 	return binary.BigEndian.AppendUint16(nil, uint16(kg))
-}
-
-// keyGroupOf returns the key group of a stored key.
-func keyGroupOf(k []byte) (int, bool) {
-	if len(k) < kgBytes {
-		return 0, false
-	}
-	return int(binary.BigEndian.Uint16(k)), true
 }
 
 // prefixEnd returns the smallest key greater than every key with prefix p.

@@ -36,7 +36,8 @@ type fileRef struct {
 	H    checkpoint.Handle
 }
 
-// segRef is the changelog of the interval that ended with checkpoint ID.
+// segRef is a changelog segment of the interval that ended with checkpoint
+// ID (an interval has one, or more when the record path spilled).
 type segRef struct {
 	ID uint64
 	H  checkpoint.Handle
@@ -148,7 +149,7 @@ func (m *snapMeta) validate() error {
 	}
 	prev := m.BaseID
 	for _, s := range m.Segments {
-		if s.ID <= prev || s.ID > m.CheckpointID {
+		if s.ID <= m.BaseID || s.ID < prev || s.ID > m.CheckpointID {
 			return fmt.Errorf("checkpoint %d: changelog segment %d out of order (base %d)", m.CheckpointID, s.ID, m.BaseID)
 		}
 		prev = s.ID

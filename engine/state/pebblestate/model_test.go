@@ -98,7 +98,7 @@ func verify(t testing.TB, bs []state.Backend, ids []states, m *model, keys int, 
 // record path spill, so every path (dirty, frozen, clean, spilled, Pebble)
 // is exercised.
 func TestModel(t *testing.T) {
-	for _, cache := range []int64{-1, 4 << 10, 64 << 20} {
+	for _, cache := range []int64{32 << 10, 64 << 20} {
 		t.Run(fmt.Sprintf("cache=%d", cache), func(t *testing.T) {
 			h := memHarness(t)
 			rng := rand.New(rand.NewPCG(uint64(cache), 1))

@@ -59,12 +59,12 @@ func (b *backend) record(pl *plan, metaName string, selfContained, ok bool) {
 		adopt(&pl.segs[i].file)
 	}
 	// Carry handles and local paths into the chain.
-	bySeg := map[uint64]chainFile{}
+	bySeg := map[string]chainFile{}
 	for _, s := range pl.segs {
-		bySeg[s.id] = s.file
+		bySeg[s.file.obj] = s.file
 	}
 	for i := range c.segs {
-		if f, found := bySeg[c.segs[i].id]; found && f.h.Name != "" {
+		if f, found := bySeg[c.segs[i].file.obj]; found && f.h.Name != "" {
 			c.segs[i].file = f
 		}
 	}

@@ -19,6 +19,11 @@ import (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// batchBytes bounds the batches a rescaling restore writes: big enough to
+// amortize a commit, small enough that Pebble inserts them into its memtable
+// (a batch near half the memtable becomes a "flushable batch").
+const batchBytes = 512 << 10
+
 // source is the snapshot of one subtask of the restored checkpoint.
 type source struct {
 	m *snapMeta
@@ -249,7 +254,7 @@ func (b *backend) build(ctx context.Context, from state.Downloader, m *snapMeta,
 			if err != nil {
 				return fmt.Errorf("checkpoint %d: changelog segment of checkpoint %d: %w", m.CheckpointID, s.ID, err)
 			}
-			segs[i] = chainSeg{id: s.ID, file: chainFile{obj: segObjName(s.ID), local: p, size: s.H.Size, h: s.H}}
+			segs[i] = chainSeg{id: s.ID, file: chainFile{obj: segObjName(s.ID, i), local: p, size: s.H.Size, h: s.H}}
 			return nil
 		})
 	}
@@ -279,8 +284,8 @@ func (b *backend) build(ctx context.Context, from state.Downloader, m *snapMeta,
 	}
 	b.db = db
 	for _, s := range segs {
-		if err := replaySegment(db, s.file.local); err != nil {
-			return nil, nil, fmt.Errorf("checkpoint %d: %w", m.CheckpointID, err)
+		if err := ingestSegment(db, s.file.local, dir); err != nil {
+			return nil, nil, fmt.Errorf("checkpoint %d: changelog segment of checkpoint %d (object %s): %w", m.CheckpointID, s.id, s.file.h.Name, err)
 		}
 		b.count(&b.stats.Replayed, s.file.size)
 	}

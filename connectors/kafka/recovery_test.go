@@ -22,16 +22,16 @@ import (
 var errInjected = errors.New("injected fault")
 
 // failMidStream returns a fault hook that fails point once, when the sink
-// has written between a third and two thirds of n records (so that
-// transactions with records are in flight) and committed at least
-// minCommits transactions, and reports whether it did.
+// has written a quarter of the n records but not all (so that transactions
+// with records are in flight) and committed at least minCommits
+// transactions, and reports whether it did.
 func failMidStream(point engine.FaultPoint, sink *kafka.SinkCounters, n, minCommits int64) (engine.FaultHook, func() bool) {
 	var mu sync.Mutex
 	done := false
 	hook := func(p engine.FaultPoint, _ checkpoint.TaskID, _ uint64) error {
 		mu.Lock()
 		defer mu.Unlock()
-		if w := sink.Records.Load(); p != point || done || w < n/3 || w > 2*n/3 || sink.Committed.Load() < minCommits {
+		if w := sink.Records.Load(); p != point || done || w < n/4 || w >= n || sink.Committed.Load() < minCommits {
 			return nil
 		}
 		done = true
@@ -57,7 +57,7 @@ func TestCompletedButNotCommitted(t *testing.T) {
 			counters := &kafka.SinkCounters{}
 			hook, fired := failMidStream(engine.FaultBeforeNotify, counters, n, 12)
 			job := passThroughWith(brokers, "window", in, out, 2, func(c *kafka.SinkConfig[msg]) { c.Counters = counters },
-				func(c *kafka.SourceConfig[[]byte, []byte]) { c.RatePerSecond = n / 2 })
+				func(c *kafka.SourceConfig[[]byte, []byte]) { c.RatePerSecond = n / 2 / 3 }) // about 3 s
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			err := engine.Run(ctx, job, engine.Config{Store: newStore(t), CheckpointInterval: 10 * time.Millisecond,
@@ -66,7 +66,7 @@ func TestCompletedButNotCommitted(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !fired() {
-				t.Fatal("the fault never fired")
+				t.Fatalf("the fault never fired: %d records written, %d transactions committed", counters.Records.Load(), counters.Committed.Load())
 			}
 			if counters.Recovered.Load() == 0 {
 				t.Fatal("the restart recovered no transaction: the fault hit a checkpoint without output")
@@ -95,7 +95,7 @@ func TestRescaleAbortsLeftovers(t *testing.T) {
 	hook, fired := failMidStream(engine.FaultPreCommit, counters, n, 0)
 	build := func() *engine.Job {
 		return passThroughWith(brokers, "rescale", in, out, 3, func(c *kafka.SinkConfig[msg]) { c.Counters = counters },
-			func(c *kafka.SourceConfig[[]byte, []byte]) { c.RatePerSecond = n / 3 })
+			func(c *kafka.SourceConfig[[]byte, []byte]) { c.RatePerSecond = n / 3 / 2 }) // about 2 s
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -41,7 +41,7 @@ type reader[K, V any] struct {
 	discovered  chan []tp
 	dlq         *deadLetters
 	started     time.Time
-	emitted     int64 // records emitted, for RatePerSecond
+	bucket      tokenBucket // RatePerSecond
 	log         *slog.Logger
 
 	// Positions of the latest snapshot, committed to the group when the
@@ -110,97 +110,6 @@ func newReader[K, V any](sctx *engine.SourceContext, name string, cfg *SourceCon
 	return r, nil
 }
 
-// place decides where each owned partition starts: its restored position;
-// earliest if the checkpoint knows its topic but not the partition (it was
-// created since); else the configured start. Bounded partitions also get
-// their stop offset.
-func (r *reader[K, V]) place(ctx context.Context, owned []tp, restored []checkpoint.SourcePosition) error {
-	known := map[tp]position{}
-	knownTopics := map[string]bool{}
-	for _, sp := range restored {
-		p, pos, err := decodePosition(sp)
-		if err != nil {
-			return engine.Permanent(err)
-		}
-		known[p], knownTopics[p.topic] = pos, true
-	}
-	var fresh []tp
-	for _, p := range owned {
-		st := &partState{tp: p, pos: position{next: offsetEarliest, stop: noStop}}
-		if pos, ok := known[p]; ok {
-			st.pos = pos
-		} else if !knownTopics[p.topic] {
-			fresh = append(fresh, p)
-		}
-		r.add(st)
-	}
-	starts, err := resolveStart(ctx, r.cl, r.cfg.StartOffset, r.cfg.Group, fresh, !r.cfg.ReadUncommitted)
-	if err != nil {
-		return fmt.Errorf("resolve start offsets (%s): %w", r.cfg.StartOffset, err)
-	}
-	for p, off := range starts {
-		r.parts[p].pos.next = off
-	}
-	if r.cfg.Bounded {
-		if err := r.bound(ctx); err != nil {
-			return err
-		}
-	}
-	offsets := map[string]map[int32]kgo.Offset{}
-	for _, st := range r.order {
-		if st.done {
-			continue
-		}
-		if offsets[st.topic] == nil {
-			offsets[st.topic] = map[int32]kgo.Offset{}
-		}
-		offsets[st.topic][st.partition] = kafkaOffset(st.pos.next)
-	}
-	r.cl.AddConsumePartitions(offsets)
-	return nil
-}
-
-// bound gives every partition without one a stop offset (the end now) and
-// makes positions concrete, so that an empty partition is known done.
-func (r *reader[K, V]) bound(ctx context.Context) error {
-	var noEnd, noStart []tp
-	for _, st := range r.order {
-		if st.pos.stop == noStop {
-			noEnd = append(noEnd, st.tp)
-		}
-		if st.pos.next == offsetEarliest {
-			noStart = append(noStart, st.tp)
-		}
-	}
-	ends, err := listOffsets(ctx, r.cl, noEnd, listLatest, !r.cfg.ReadUncommitted)
-	if err != nil {
-		return fmt.Errorf("find end offsets of a bounded source: %w", err)
-	}
-	starts, err := listOffsets(ctx, r.cl, noStart, listEarliest, false)
-	if err != nil {
-		return fmt.Errorf("find start offsets of a bounded source: %w", err)
-	}
-	for _, st := range r.order {
-		if off, ok := ends[st.tp]; ok {
-			st.pos.stop = off
-		}
-		if off, ok := starts[st.tp]; ok {
-			st.pos.next = off
-		}
-		if st.pos.next >= st.pos.stop {
-			r.finish(st)
-		}
-	}
-	return nil
-}
-
-func kafkaOffset(next int64) kgo.Offset {
-	if next == offsetEarliest {
-		return kgo.NewOffset().AtStart()
-	}
-	return kgo.NewOffset().At(next)
-}
-
 func (r *reader[K, V]) add(st *partState) {
 	st.wm.lastActive = time.Now()
 	r.parts[st.tp] = st
@@ -231,11 +140,11 @@ func (r *reader[K, V]) ReadBatch(ctx context.Context, dst []Message[K, V]) ([]Me
 	}
 	limit := r.cfg.BatchSize
 	if rate := r.cfg.RatePerSecond; rate > 0 {
-		allowed := int64(rate*time.Since(r.started).Seconds()) - r.emitted
+		allowed := r.bucket.take(rate, time.Now())
 		if allowed < 1 {
 			return dst, sleep(ctx, min(time.Duration(float64(time.Second)/rate), pollWait))
 		}
-		limit = int(min(int64(limit), allowed))
+		limit = min(limit, allowed)
 	}
 	pctx, cancel := context.WithTimeout(ctx, pollWait)
 	fetches := r.cl.PollRecords(pctx, limit)
@@ -269,7 +178,7 @@ func (r *reader[K, V]) ReadBatch(ctx context.Context, dst []Message[K, V]) ([]Me
 		}
 		dst, derr = r.take(st, fp.Records, dst)
 	})
-	r.emitted += int64(len(dst) - n0)
+	r.bucket.spend(len(dst) - n0)
 	if r.cfg.Counters != nil {
 		r.cfg.Counters.Records.Add(int64(len(dst) - n0))
 	}
@@ -399,3 +308,21 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// tokenBucket paces a reader at a rate with bursts of at most a tenth of a
+// second, so that a slow start is not caught up in one burst.
+type tokenBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// take refills the bucket and returns how many records may be read now.
+func (b *tokenBucket) take(rate float64, now time.Time) int {
+	if !b.last.IsZero() {
+		b.tokens = min(b.tokens+rate*now.Sub(b.last).Seconds(), max(1, rate/10))
+	}
+	b.last = now
+	return int(b.tokens)
+}
+
+func (b *tokenBucket) spend(n int) { b.tokens -= float64(n) }

@@ -24,7 +24,7 @@ import (
 // write cache small enough that the record path spills, and a changelog
 // bound low enough that materializations happen often.
 func pebbleState(t *testing.T) pebblestate.Options {
-	return pebblestate.Options{Dir: t.TempDir(), WriteCacheSize: 16 << 10, MaterializeRatio: 0.5, MaxChangelogSegments: 5, BlockCacheSize: 4 << 20, MemTableSize: 1 << 20}
+	return pebblestate.Options{Dir: t.TempDir(), WriteCacheSize: 256 << 10, MaterializeRatio: 0.5, MaxChangelogSegments: 5, BlockCacheSize: 4 << 20, MemTableSize: 1 << 20}
 }
 
 // TestInProcessFaultsPebble is TestInProcessFaults with keyed state in

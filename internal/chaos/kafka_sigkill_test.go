@@ -140,9 +140,9 @@ func TestKafkaSIGKILL(t *testing.T) {
 		backend, random, targeted, faults.summary(), rep)
 }
 
-// produceInput writes at least records keyed records to topic over about d,
-// and goes on until until is closed (so that every kill finds records
-// flowing), in transactions of 1000 records; every tenth transaction is
+// produceInput writes at least records keyed records to topic over about d
+// (0: at once), and goes on until until is closed if it is not nil (so that
+// every kill finds records flowing), in transactions of 1000 records; every tenth transaction is
 // preceded by an aborted one that read_committed readers (the job and the
 // oracle) must not see.
 func produceInput(ctx context.Context, brokers []string, topic string, records, keys int, hotEvery uint64, d time.Duration, until <-chan struct{}) error {
@@ -152,9 +152,16 @@ func produceInput(ctx context.Context, brokers []string, topic string, records, 
 	}
 	defer cl.Close()
 	const batch = 1000
-	tick := time.NewTicker(d / time.Duration(records/batch))
-	defer tick.Stop()
+	var pace <-chan time.Time // nil: as fast as possible
+	if d > 0 {
+		tick := time.NewTicker(d / time.Duration(records/batch))
+		defer tick.Stop()
+		pace = tick.C
+	}
 	more := func(start int) bool {
+		if until == nil {
+			return start < records
+		}
 		select {
 		case <-until:
 			return start < records
@@ -197,8 +204,11 @@ func produceInput(ctx context.Context, brokers []string, topic string, records, 
 				return fmt.Errorf("end input transaction: %w", err)
 			}
 		}
+		if pace == nil {
+			continue
+		}
 		select {
-		case <-tick.C:
+		case <-pace:
 		case <-ctx.Done():
 			return ctx.Err()
 		}

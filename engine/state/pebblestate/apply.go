@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/onceflow/onceflow/engine/state"
@@ -143,17 +144,21 @@ func (b *backend) apply(p *pendingApply) error {
 // writeGeneration writes a cache generation, sorted, as the changelog
 // segment at path, and ingests it into Pebble. It returns the file's size.
 func (b *backend) writeGeneration(c *cacheMap, id uint64, path string) (int64, error) {
-	keys := make([]string, 0, len(c.m))
-	for k := range c.m {
-		keys = append(keys, k)
+	type kv struct {
+		k string
+		e *entry
 	}
-	slices.Sort(keys)
+	kvs := make([]kv, 0, len(c.m))
+	for k, e := range c.m {
+		kvs = append(kvs, kv{k, e})
+	}
+	slices.SortFunc(kvs, func(a, b kv) int { return strings.Compare(a.k, b.k) })
 	seg, err := b.createSegment(path)
 	if err != nil {
 		return 0, err
 	}
-	for _, k := range keys {
-		e := c.m[k]
+	for _, x := range kvs {
+		k, e := x.k, x.e
 		op := opPut
 		if e.del {
 			op = opDelete

@@ -73,7 +73,7 @@ func bkey(i int) []byte { return binary.BigEndian.AppendUint64(nil, uint64(i)) }
 
 func compactedDB(dir string, n int, withBloom bool, cacheSize int64) (*pebble.DB, *pebble.Cache, error) {
 	cache := pebble.NewCache(cacheSize)
-	o := &pebble.Options{Cache: cache, DisableWAL: true, FormatMajorVersion: pebble.FormatNewest}
+	o := &pebble.Options{Cache: cache, DisableWAL: true, FormatMajorVersion: pebble.FormatNewest, Logger: quietPebble{}}
 	if withBloom {
 		for i := range o.Levels {
 			o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
@@ -194,4 +194,13 @@ func cacheSizes(n int) []int64 {
 		return []int64{*getputCache}
 	}
 	return []int64{int64(n) * 256, int64(n) * 256 / 10}
+}
+
+// quietPebble drops Pebble's informational log lines.
+type quietPebble struct{}
+
+func (quietPebble) Infof(string, ...any)  {}
+func (quietPebble) Errorf(string, ...any) {}
+func (quietPebble) Fatalf(format string, args ...any) {
+	fail(fmt.Errorf("pebble: "+format, args...))
 }

@@ -97,7 +97,7 @@ func TestRunnerCrashRecovery(t *testing.T) {
 		}
 		return v.State == runner.StateFinished
 	})
-	p := proctest.Start(t, wordcount, []string{"-verify", "-verify-wait", "2m", "-brokers", seeds, "-in", in, "-out", out})
+	p := proctest.Start(t, wordcount, []string{"-verify", "-exact", "-verify-wait", "2m", "-brokers", seeds, "-in", in, "-out", out})
 	if !p.Wait(4 * time.Minute) {
 		p.Kill()
 		t.Fatalf("verification did not finish:\n%s", p.Output())

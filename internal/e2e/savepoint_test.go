@@ -77,7 +77,7 @@ func TestSavepointRoundTrip(t *testing.T) {
 		t.Fatalf("restored job: parallelism %d", v.Parallelism)
 	}
 	waitJob(t, onceflow, url, lg, 2*time.Minute, "finished", func(v *runner.JobView) bool { return v.State == runner.StateFinished })
-	p := proctest.Start(t, wordcount, []string{"-verify", "-verify-wait", "2m", "-brokers", seeds, "-in", in, "-out", out})
+	p := proctest.Start(t, wordcount, []string{"-verify", "-exact", "-verify-wait", "2m", "-brokers", seeds, "-in", in, "-out", out})
 	if !p.Wait(4 * time.Minute) {
 		p.Kill()
 		t.Fatalf("verification did not finish:\n%s", p.Output())

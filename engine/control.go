@@ -28,6 +28,7 @@ type Control struct {
 	base     map[string]*OperatorStatus
 	waiters  []*waiter
 	changed  chan struct{} // closed and replaced at every state change
+	stopped  bool          // a stop-with-savepoint completed
 }
 
 // NewControl returns a Control to pass to Run.
@@ -99,6 +100,7 @@ type CheckpointInfo struct {
 // attempts; replayed records count again).
 type OperatorStatus struct {
 	Name               string `json:"name"`
+	Kind               string `json:"kind"` // source, operator or sink
 	Parallelism        int    `json:"parallelism"`
 	RecordsIn          int64  `json:"records_in"`
 	RecordsOut         int64  `json:"records_out"`
@@ -131,7 +133,20 @@ func (c *Control) Savepoint(ctx context.Context) (CheckpointInfo, error) {
 // more; once it completes and every sink committed, Run returns nil. If the
 // savepoint fails, the job goes on and the error is returned.
 func (c *Control) StopWithSavepoint(ctx context.Context) (CheckpointInfo, error) {
-	return c.request(ctx, checkpoint.KindSavepoint, true)
+	info, err := c.request(ctx, checkpoint.KindSavepoint, true)
+	if err == nil {
+		c.mu.Lock()
+		c.stopped = true
+		c.mu.Unlock()
+	}
+	return info, err
+}
+
+// Stopped reports whether the job ended through StopWithSavepoint.
+func (c *Control) Stopped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopped
 }
 
 var errNotRunning = errors.New("job is not running")
@@ -202,7 +217,7 @@ func (c *Control) operatorsLocked() []OperatorStatus {
 		return ops
 	}
 	for _, v := range c.att.job.vertices {
-		o := OperatorStatus{Name: v.name, Parallelism: c.att.par[v]}
+		o := OperatorStatus{Name: v.name, Kind: v.kind.String(), Parallelism: c.att.par[v]}
 		if b := c.base[v.name]; b != nil {
 			o.RecordsIn, o.RecordsOut = b.RecordsIn, b.RecordsOut
 		}

@@ -106,30 +106,56 @@ func ConfigFromFlags(ctx context.Context) (Config, error) {
 }
 
 // Main runs job with the configuration of the command line and environment
-// until it finishes or receives SIGINT/SIGTERM, and exits the process: 0 on
-// success or interruption, 1 on failure (the error goes to stderr), 2 on bad
-// configuration.
-func Main(job *Job) {
-	err := RunMain(job)
-	if err != nil {
+// until it finishes or receives SIGINT/SIGTERM, and exits the process with
+// ExitCode: 0 on success or interruption, 1 on a failure, 2 on bad
+// configuration, 3 on a failure that restarting cannot fix.
+func Main(job *Job, configure ...func(*Config)) {
+	err := RunMain(job, configure...)
+	if err != nil && !errors.Is(err, ErrStopped) {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", job.Name(), err)
-		if IsConfigError(err) {
-			os.Exit(2)
-		}
-		os.Exit(1)
 	}
-	os.Exit(0)
+	os.Exit(ExitCode(err))
 }
 
+// Exit statuses of job binaries, which the runner reads to decide whether to
+// restart a job process.
+const (
+	ExitFailure   = 1 // failed; restarting from the latest checkpoint may help
+	ExitConfig    = 2 // bad command line or environment
+	ExitPermanent = 3 // failed in a way restarting cannot fix (IsPermanent)
+)
+
+// ExitCode maps an error of RunMain to the process exit status.
+func ExitCode(err error) int {
+	switch {
+	case err == nil, errors.Is(err, ErrStopped):
+		return 0
+	case IsConfigError(err):
+		return ExitConfig
+	case IsPermanent(err):
+		return ExitPermanent
+	}
+	return ExitFailure
+}
+
+// ErrStopped is returned by RunMain when the job ended because the runner
+// stopped it with a savepoint: its input did not end.
+var ErrStopped = errors.New("stopped with a savepoint")
+
 // RunMain is Main without the exit: it returns nil when the job finished or
-// was interrupted, so that a job binary can do more afterwards (such as
-// verifying its output).
-func RunMain(job *Job) error {
+// was interrupted and ErrStopped when it was stopped with a savepoint, so
+// that a job binary can do more afterwards (such as verifying its output). The configure functions adjust the configuration
+// read from flags and environment (a state backend, a fault hook) before the
+// job runs; under the runner the control socket is served either way.
+func RunMain(job *Job, configure ...func(*Config)) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg, err := ConfigFromFlags(ctx)
 	if err != nil {
 		return configError{err}
+	}
+	for _, f := range configure {
+		f(&cfg)
 	}
 	ln, err := listenControl()
 	if err != nil {
@@ -151,6 +177,9 @@ func RunMain(job *Job) error {
 	err = Run(ctx, job, cfg)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
+	}
+	if err == nil && cfg.Control != nil && cfg.Control.Stopped() {
+		return ErrStopped
 	}
 	return err
 }

@@ -81,6 +81,13 @@ func TestExitClassification(t *testing.T) {
 		t.Errorf("permanent failure: %+v", v.Job)
 	}
 
+	// Exit status 3 is engine.ExitPermanent: failed at once, not restarted.
+	perm3 := submit(t, r, SubmitRequest{Path: script(t, `echo 'wc: checkpoint 9: state object missing' >&2; exit 3`)})
+	v = waitState(t, r, perm3, StateFailed)
+	if !strings.Contains(v.Reason, "exit status 3") || !strings.Contains(v.Reason, "state object missing") || v.ProcessRestarts != 0 {
+		t.Errorf("permanent failure by exit status: %+v", v.Job)
+	}
+
 	// A crash loop backs off, says why, and fails when the policy gives up.
 	loop := submit(t, r, SubmitRequest{Path: script(t, "echo 'panic: boom' >&2; exit 1"), Restart: "fixed:2:20ms"})
 	v = waitState(t, r, loop, StateFailed)
@@ -90,9 +97,9 @@ func TestExitClassification(t *testing.T) {
 
 	// A crash loop with a long backoff is RESTARTING with the reason, and
 	// can be cancelled while it waits.
-	slow := submit(t, r, SubmitRequest{Path: script(t, "exit 3"), Restart: "fixed:-1:1h"})
+	slow := submit(t, r, SubmitRequest{Path: script(t, "exit 4"), Restart: "fixed:-1:1h"})
 	v = waitState(t, r, slow, StateRestarting)
-	if !strings.Contains(v.Reason, "exit status 3") || v.NextStartAt == nil {
+	if !strings.Contains(v.Reason, "exit status 4") || v.NextStartAt == nil {
 		t.Errorf("restarting: %+v", v.Job)
 	}
 	if _, err := r.Cancel(slow); err != nil {

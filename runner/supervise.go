@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/onceflow/onceflow/engine"
 )
 
 // supervise owns job e's process: it starts it, restarts it after crashes
@@ -327,10 +329,14 @@ func (r *Runner) classify(ctx context.Context, e *entry, p *process, _ exitInfo)
 	case code == 0:
 		r.finish(e, StateFinished, "input ended; exited 0")
 		return
-	case code == 2:
+	case code == engine.ExitConfig:
 		r.finish(e, StateFailed, "bad configuration (exit status 2): "+last)
 		return
+	case code == engine.ExitPermanent:
+		r.finish(e, StateFailed, "cannot be restarted (exit status 3): "+last)
+		return
 	case strings.Contains(tail, "cannot be restarted"):
+		// Binaries built before exit status 3 existed say it in words.
 		r.finish(e, StateFailed, lineWith(tail, "cannot be restarted"))
 		return
 	}

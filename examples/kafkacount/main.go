@@ -43,9 +43,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "kafkacount:", err)
 		var ue usageError
 		if errors.As(err, &ue) {
-			os.Exit(2)
+			os.Exit(engine.ExitConfig)
 		}
-		os.Exit(1)
+		os.Exit(engine.ExitCode(err))
 	}
 }
 
@@ -103,16 +103,13 @@ func run() error {
 
 	job := kafkajob.Build(kafkajob.Options{Brokers: seeds, Input: *in, Output: *out, TxnPrefix: *txnPrefix,
 		Bounded: *bounded, RatePerSecond: *rate, Guarantee: kafka.ExactlyOnce})
-	cfg, err := engine.ConfigFromFlags(ctx)
-	if err != nil {
-		return usageError{err}
-	}
-	cfg.StateBackend, cfg.Faults = factory, kill
 	start := time.Now()
-	if err := engine.Run(ctx, job, cfg); err != nil {
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			return nil // interrupted: the next start resumes from the checkpoint
-		}
+	// RunMain serves the runner's control socket when there is one.
+	err = engine.RunMain(job, func(c *engine.Config) { c.StateBackend, c.Faults = factory, kill })
+	if errors.Is(err, engine.ErrStopped) || (err == nil && ctx.Err() != nil) {
+		return nil // stopped or interrupted: the next start resumes from the checkpoint
+	}
+	if err != nil {
 		return err
 	}
 	if !*verify || !*bounded {

@@ -65,24 +65,17 @@ func main() {
 		os.Exit(2)
 	}
 	job := testjob.Build(testjob.Options{Name: "keyedcount", Records: *records, Keys: *keys, Rate: *rate, Parallelism: 1, OutDir: *out})
-	// engine.RunMain, with the state backend of the -state flag.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// RunMain returns nil when interrupted too; only a finished input is
+	// worth verifying.
+	interrupted, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg, err := engine.ConfigFromFlags(ctx)
+	err := engine.RunMain(job, func(c *engine.Config) { c.StateBackend = factory })
+	if errors.Is(err, engine.ErrStopped) || (err == nil && interrupted.Err() != nil) {
+		return // the input did not end: nothing to verify yet
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "keyedcount:", err)
-		os.Exit(2)
-	}
-	cfg.StateBackend = factory
-	if err := engine.Run(ctx, job, cfg); err != nil {
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			return
-		}
-		fmt.Fprintln(os.Stderr, "keyedcount:", err)
-		os.Exit(1)
-	}
-	if ctx.Err() != nil {
-		return
+		os.Exit(engine.ExitCode(err))
 	}
 	if !*verify {
 		return

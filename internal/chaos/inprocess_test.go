@@ -32,7 +32,7 @@ func TestInProcessFaults(t *testing.T) {
 			t.Run(fmt.Sprintf("p=%d/seed=%d", p, seed), func(t *testing.T) {
 				t.Parallel()
 				in := newInjector(seed, quota)
-				var trickle atomic.Uint64
+				var holdStart atomic.Int64
 				dir := t.TempDir()
 				fs, err := fsstore.Open(dir + "/ckpt")
 				if err != nil {
@@ -46,13 +46,15 @@ func TestInProcessFaults(t *testing.T) {
 					Fault: func(uint64) error { return in.fault("operator", 1.0/2000, true) },
 					// Hold the last quarter of the input until every kind of
 					// fault has fired, so that a fast run cannot end early; a
-					// trickle still flows so that sinks keep committing.
+					// trickle of 200 records/s still flows so that sinks keep
+					// committing (and so the commit faults can fire).
 					Pause: func(seq uint64) bool {
-						if seq < records*3/4+trickle.Load() || len(in.missing()) == 0 {
+						if len(in.missing()) == 0 {
 							return false
 						}
-						trickle.Add(1)
-						return true
+						holdStart.CompareAndSwap(0, time.Now().UnixNano())
+						released := uint64(time.Since(time.Unix(0, holdStart.Load())) / (5 * time.Millisecond))
+						return seq >= records*3/4+released
 					},
 				}
 				cfg := engine.Config{

@@ -128,6 +128,5 @@ func recovery(bin string, brokers []string, dir string, keys int, local bool) (r
 	case <-time.After(2 * time.Minute):
 		return res, fmt.Errorf("no output from the restarted job within 2 minutes; job: %s", stderr)
 	}
-	res.MaxRSSMiB = 0
 	return res, nil
 }

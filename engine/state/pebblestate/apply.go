@@ -20,7 +20,9 @@ import (
 // before that (writes must reach Pebble in interval order).
 type pendingApply struct {
 	seq, id     uint64
-	frozen      *cacheMap
+	epoch       uint64
+	gen         []ref // the epoch's entries; immutable until applied
+	genBytes    int64
 	spills      []chainSeg // segments the record path spilled in the interval
 	materialize bool
 
@@ -38,14 +40,16 @@ func (b *backend) Snapshot(id uint64) (state.PendingSnapshot, error) {
 	}
 	b.observe()
 	b.seq++
-	p := &pendingApply{seq: b.seq, id: id, frozen: b.dirty, spills: b.spills}
+	p := &pendingApply{seq: b.seq, id: id, epoch: b.epoch, gen: b.dirty, genBytes: b.dirtyBytes, spills: b.spills}
 	if b.wantMaterialize() {
 		p.materialize = true
 		b.matSeq.Store(p.seq)
 	}
 	b.spills = nil
-	b.dirty = newCacheMap()
+	b.epoch++
+	b.dirty, b.dirtyBytes = nil, 0
 	b.frozen = append(b.frozen, p)
+	b.frozenBytes += p.genBytes
 	b.qmu.Lock()
 	b.queue = append(b.queue, p)
 	b.qmu.Unlock()
@@ -107,10 +111,11 @@ func (b *backend) applyLocked(seq uint64) error {
 		b.qmu.Unlock()
 		p.err = b.apply(p)
 		p.applied = true
+		p.gen = nil
 		if p.err != nil {
 			return b.fail(fmt.Errorf("write checkpoint %d's changes to the local database: %w", p.id, p.err))
 		}
-		b.applied.Store(p.seq)
+		b.markApplied(p.epoch)
 	}
 }
 
@@ -119,7 +124,7 @@ func (b *backend) applyLocked(seq uint64) error {
 // interval is in Pebble yet, so the checkpoint is exactly p's state.
 func (b *backend) apply(p *pendingApply) error {
 	path := b.dir.segPath(p.seq)
-	size, err := b.writeGeneration(p.frozen, p.id, path)
+	size, err := b.writeGeneration(p.gen, p.id, path)
 	if err != nil {
 		return err
 	}
@@ -151,16 +156,9 @@ func (b *backend) apply(p *pendingApply) error {
 
 // writeGeneration writes a cache generation, sorted, as the changelog
 // segment at path, and ingests it into Pebble. It returns the file's size.
-func (b *backend) writeGeneration(c *cacheMap, id uint64, path string) (int64, error) {
-	type kv struct {
-		k string
-		e *entry
-	}
-	kvs := make([]kv, 0, len(c.m))
-	for k, e := range c.m {
-		kvs = append(kvs, kv{k, e})
-	}
-	slices.SortFunc(kvs, func(a, b kv) int { return strings.Compare(a.k, b.k) })
+func (b *backend) writeGeneration(gen []ref, id uint64, path string) (int64, error) {
+	kvs := slices.Clone(gen)
+	slices.SortFunc(kvs, func(a, b ref) int { return strings.Compare(a.k, b.k) })
 	seg, err := b.createSegment(path)
 	if err != nil {
 		return 0, err
@@ -201,17 +199,31 @@ func (b *backend) spillDirty() error {
 	path := b.dir.spillPath(b.seq, len(b.spills))
 	if err == nil {
 		size, err = b.writeGeneration(b.dirty, 0, path)
+		if err == nil {
+			b.markApplied(b.epoch)
+		}
 	}
 	b.wmu.Unlock()
 	if err != nil {
 		return b.fail(fmt.Errorf("spill the write cache to the local database: %w", err))
 	}
 	b.spills = append(b.spills, chainSeg{file: chainFile{local: path, size: size}})
-	b.observe() // every frozen generation is in Pebble now
-	spilled := b.dirty
-	b.dirty = newCacheMap()
-	b.addClean(spilled)
+	// The spilled entries are clean now; later writes start a new epoch.
+	b.epoch++
+	b.dirty, b.dirtyBytes = nil, 0
+	b.observe()
+	b.evict()
 	return nil
+}
+
+// markApplied records that every entry of epochs up to e is in Pebble.
+func (b *backend) markApplied(e uint64) {
+	for {
+		a := b.applied.Load()
+		if a >= e || b.applied.CompareAndSwap(a, e) {
+			return
+		}
+	}
 }
 
 // layout is the local directory of one subtask.

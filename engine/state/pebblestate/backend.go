@@ -2,6 +2,7 @@ package pebblestate
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,50 +16,49 @@ import (
 )
 
 // backend is the state of one operator subtask: a Pebble database behind a
-// write-back cache.
+// write-back cache (cache.go).
 //
-// Reads look, newest first, at: dirty (written since the last snapshot),
-// frozen (the dirty generations of snapshots whose writes to Pebble the
-// record path has not seen complete), clean (generations known to be in
-// Pebble, newest first, kept as a read cache while the whole cache fits
-// WriteCacheSize), then Pebble. Every write goes to dirty, the newest
-// generation, so the first generation holding a key holds its latest value. A snapshot's synchronous
-// part only moves dirty to frozen; its asynchronous part writes the frozen
-// generation to Pebble and to a changelog segment, then uploads.
-//
-// Every write to Pebble goes through applyLocked or spill under wmu, in the
-// order of the intervals they belong to, so that the database always holds
-// a prefix of the history of changes: what snapshots rely on.
+// A snapshot's synchronous part only hands the entries written since the
+// previous one (an epoch) to the asynchronous part, which writes them, as a
+// changelog segment, to Pebble and to the store. Every write to Pebble goes
+// through applyLocked or spillDirty under wmu, in epoch order, so that the
+// database always holds a prefix of the history of changes: what snapshots
+// rely on.
 type backend struct {
-	opts  Options
-	info  state.SubtaskInfo
-	dir   layout
-	lock  io.Closer
-	db    *pebble.DB
-	cache *pebble.Cache
+	opts       Options
+	info       state.SubtaskInfo
+	dir        layout
+	lock       io.Closer
+	db         *pebble.DB
+	blockCache *pebble.Cache
 
 	// Registered states, by ID. Only the record path touches these after
 	// New, except stateDecls (under cmu) which snapshots record.
-	names  map[string]state.ID
-	states []stateInfo
-	tags   map[uint32]string
+	names   map[string]state.ID
+	states  []stateInfo
+	tags    map[uint32]string
+	mapTags map[uint32]bool
 
 	// Record path only.
-	kg         int
-	owned      bool
-	key        []byte
-	kbuf, vbuf []byte
-	dirty      *cacheMap
-	frozen     []*pendingApply // oldest first
-	clean      []*cacheMap     // oldest first
-	cleanBytes int64
-	observed   uint64
-	spills     []chainSeg // segments spilled in this interval, oldest first
-	seq        uint64     // of the last pendingApply created
-	spillLimit int64
+	kg          int
+	owned       bool
+	key         []byte
+	kbuf, vbuf  []byte
+	cache       map[string]*entry
+	prefixes    map[string]map[string]struct{} // map-state keys by (state, key) prefix
+	cacheBytes  int64
+	epoch       uint64 // current epoch
+	appliedSeen uint64 // newest applied epoch the record path has seen
+	dirty       []ref  // entries written in the current epoch
+	dirtyBytes  int64
+	frozen      []*pendingApply // snapshots not yet seen applied, oldest first
+	frozenBytes int64
+	spills      []chainSeg // segments spilled in this interval, oldest first
+	seq         uint64     // of the last pendingApply created
+	spillLimit  int64
 
 	// Shared with the asynchronous part.
-	applied atomic.Uint64 // seq of the newest applied pendingApply
+	applied atomic.Uint64 // newest epoch whose entries are in Pebble
 	broken  atomic.Pointer[error]
 	qmu     sync.Mutex
 	queue   []*pendingApply // created, not yet applied, oldest first
@@ -105,6 +105,9 @@ func (b *backend) Register(name string, kind state.Kind) (state.ID, error) {
 	b.names[name] = id
 	b.tags[tag] = name
 	b.states = append(b.states, stateInfo{name: name, kind: kind, tag: tag})
+	if kind == state.KindMap {
+		b.mapTags[tag] = true
+	}
 	if !hasDecl(b.decls, name) {
 		b.decls = append(b.decls, stateDecl{Name: name, Kind: kind})
 	}
@@ -157,15 +160,17 @@ func (b *backend) Get(id state.ID, userKey []byte) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	b.observe()
-	k, _, err := b.encode(id, userKey)
+	k, prefix, err := b.encode(id, userKey)
 	if err != nil {
 		return nil, false, err
 	}
-	if e, ok := b.lookup(k); ok {
+	if e, ok := b.cacheGet(k); ok {
 		return e.val, !e.del, nil
 	}
 	v, closer, err := b.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
+		b.cacheRead(k, nil, false, prefix)
+		b.evict()
 		return nil, false, nil
 	}
 	if err != nil {
@@ -173,25 +178,9 @@ func (b *backend) Get(id state.ID, userKey []byte) ([]byte, bool, error) {
 	}
 	b.vbuf = append(b.vbuf[:0], v...)
 	closer.Close()
+	b.cacheRead(k, b.vbuf, true, prefix)
+	b.evict()
 	return b.vbuf, true, nil
-}
-
-// lookup finds k in the cache generations, newest first.
-func (b *backend) lookup(k []byte) (*entry, bool) {
-	if e, ok := b.dirty.get(k); ok {
-		return e, true
-	}
-	for i := len(b.frozen) - 1; i >= 0; i-- {
-		if e, ok := b.frozen[i].frozen.get(k); ok {
-			return e, true
-		}
-	}
-	for i := len(b.clean) - 1; i >= 0; i-- {
-		if e, ok := b.clean[i].get(k); ok {
-			return e, true
-		}
-	}
-	return nil, false
 }
 
 func (b *backend) Put(id state.ID, userKey, value []byte) error {
@@ -210,52 +199,47 @@ func (b *backend) write(id state.ID, userKey, value []byte, del bool) error {
 	if err != nil {
 		return err
 	}
-	b.dirty.put(k, value, del, prefix)
-	if b.dirty.bytes > b.spillLimit {
+	b.observe()
+	b.cacheWrite(k, value, del, prefix)
+	if b.dirtyBytes > b.spillLimit {
 		return b.spillDirty()
 	}
+	b.evict()
 	return nil
 }
 
-// observe notices the generations the asynchronous part wrote to Pebble:
-// they leave the frozen list for the clean read cache.
+// observe notices the epochs the asynchronous part wrote to Pebble: their
+// entries become clean (evictable, updatable in place).
 func (b *backend) observe() {
 	a := b.applied.Load()
-	if a == b.observed {
+	if a == b.appliedSeen {
 		return
 	}
-	b.observed = a
+	b.appliedSeen = a
 	n := 0
-	for n < len(b.frozen) && b.frozen[n].seq <= a {
+	for n < len(b.frozen) && b.frozen[n].epoch <= a {
+		b.frozenBytes -= b.frozen[n].genBytes
 		n++
-	}
-	for _, p := range b.frozen[:n] {
-		b.addClean(p.frozen)
 	}
 	b.frozen = append(b.frozen[:0], b.frozen[n:]...)
 }
 
-// addClean adds a generation that is in Pebble to the read cache, dropping
-// the oldest generations while the cache exceeds its budget.
-func (b *backend) addClean(c *cacheMap) {
-	if c.bytes == 0 {
-		return
+// mapPrefixLen returns the length of the (state, key) prefix of stored key
+// k if it belongs to a map state, else 0.
+func (b *backend) mapPrefixLen(k string) int {
+	if len(k) < 6 {
+		return 0
 	}
-	b.clean = append(b.clean, c)
-	b.cleanBytes += c.bytes
-	var frozen int64
-	for _, p := range b.frozen {
-		frozen += p.frozen.bytes
+	tag := binary.BigEndian.Uint32([]byte(k[2:6]))
+	if !b.mapTags[tag] {
+		return 0
 	}
-	for len(b.clean) > 0 && (b.cleanBytes+frozen+b.dirty.bytes > b.opts.WriteCacheSize || len(b.clean) > maxCleanGenerations) {
-		b.cleanBytes -= b.clean[0].bytes
-		b.clean[0] = nil
-		b.clean = b.clean[1:]
+	n, w := binary.Uvarint([]byte(k[6:min(len(k), 6+binary.MaxVarintLen64)]))
+	if w <= 0 || uint64(len(k)-6-w) < n {
+		return 0
 	}
+	return 6 + w + int(n)
 }
-
-// maxCleanGenerations bounds the maps a cache miss looks through.
-const maxCleanGenerations = 8
 
 func (b *backend) Scan(id state.ID, fn func(userKey, value []byte) error) error {
 	if err := b.check(); err != nil {
@@ -273,16 +257,11 @@ func (b *backend) Scan(id state.ID, fn func(userKey, value []byte) error) error 
 	}
 	b.observe()
 	prefix := appendPrefix(nil, b.kg, b.states[id].tag, b.key)
-	// The cached entries of this map, newest generation last so it wins.
-	// clean is left out: everything in it is in Pebble already.
+	// The cached entries of this map are its newest values (those
+	// already in Pebble are the same there).
 	overlay := map[string]*entry{}
-	for _, p := range b.frozen {
-		for _, k := range p.frozen.prefixes[string(prefix)] {
-			overlay[k] = p.frozen.m[k]
-		}
-	}
-	for _, k := range b.dirty.prefixes[string(prefix)] {
-		overlay[k] = b.dirty.m[k]
+	for k := range b.prefixes[string(prefix)] {
+		overlay[k] = b.cache[k]
 	}
 	keys := make([]string, 0, len(overlay))
 	for k := range overlay {

@@ -2,61 +2,130 @@ package pebblestate
 
 import "bytes"
 
-// cacheMap is one generation of the write-back cache: encoded Pebble key ->
-// encoded value or tombstone. The dirty generation is written by the record
-// path only; once frozen by a snapshot it is immutable and read by both the
-// record path and the asynchronous part (concurrent reads of a Go map are
-// safe), until the record path drops it.
-type cacheMap struct {
-	m map[string]*entry
-	// prefixes indexes the keys of map states by their (state, key) prefix,
-	// so that Scan finds the cached entries of one map without looking at
-	// the whole cache.
-	prefixes map[string][]string
-	bytes    int64 // estimated memory held
-}
+// The write-back cache is one map from encoded Pebble key to entry, owned
+// by the record path: it holds the newest value of every key it holds, so a
+// read is one map lookup, and Pebble is read only on a miss.
+//
+// Entries carry the epoch that last wrote them. A snapshot freezes the
+// current epoch: its list of written entries goes to the asynchronous part,
+// which reads them while writing them to Pebble. Until that is done (the
+// applied epoch reaches theirs) the record path must not modify them, and
+// copies an entry it writes again (copy on write); afterwards it updates
+// entries in place. Entries of applied epochs are clean (in Pebble too) and
+// may be evicted when the cache outgrows its budget.
 
 type entry struct {
-	val []byte
-	del bool // a tombstone: deleted since the generation began
+	val   []byte
+	del   bool   // a tombstone: the key was deleted
+	epoch uint64 // that last wrote it; 0: only read from Pebble
+}
+
+// ref names an entry written in an epoch.
+type ref struct {
+	k string
+	e *entry
 }
 
 // entryOverhead estimates the memory of an entry beyond its key and value
-// bytes: the map slot, the entry struct, the string and slice headers.
-const entryOverhead = 96
+// bytes: the map slot, the entry, the string and slice headers, and its
+// place in an epoch's list.
+const entryOverhead = 112
 
-func newCacheMap() *cacheMap {
-	return &cacheMap{m: map[string]*entry{}}
-}
+func entrySize(k string, e *entry) int64 { return int64(len(k)+cap(e.val)) + entryOverhead }
 
-func (c *cacheMap) get(k []byte) (*entry, bool) {
-	e, ok := c.m[string(k)]
+// cacheGet returns the cached entry of k.
+func (b *backend) cacheGet(k []byte) (*entry, bool) {
+	e, ok := b.cache[string(k)]
 	return e, ok
 }
 
-// put records v (or a tombstone) for k. prefixLen > 0 marks a map-state key
-// whose first prefixLen bytes are its (state, key) prefix.
-func (c *cacheMap) put(k, v []byte, del bool, prefixLen int) {
-	if e, ok := c.m[string(k)]; ok {
-		c.bytes += int64(cap(v) - cap(e.val))
-		// Reuse the old buffer: updating a counter allocates nothing.
+// cacheWrite records v (or a tombstone) for k in the current epoch.
+// prefixLen > 0 marks a map-state key whose first prefixLen bytes are its
+// (state, key) prefix, indexed for Scan.
+func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int) {
+	e, ok := b.cache[string(k)]
+	if ok && (e.epoch == b.epoch || e.epoch <= b.appliedSeen) {
+		// Nobody else reads it: update in place (a counter update
+		// allocates nothing).
+		old := entrySize("", e)
 		e.val = append(e.val[:0], v...)
 		e.del = del
+		b.cacheBytes += entrySize("", e) - old
+		if e.epoch != b.epoch {
+			e.epoch = b.epoch
+			b.dirty = append(b.dirty, ref{string(k), e})
+			b.dirtyBytes += entrySize(string(k), e)
+		}
 		return
 	}
 	ks := string(k)
-	e := &entry{val: bytes.Clone(v), del: del}
+	ne := &entry{val: bytes.Clone(v), del: del, epoch: b.epoch}
+	if ne.val == nil {
+		ne.val = []byte{}
+	}
+	if ok {
+		b.cacheBytes -= entrySize(ks, e) // copy on write: the frozen one stays with its epoch
+	} else if prefixLen > 0 {
+		b.indexPrefix(ks, prefixLen)
+	}
+	b.cache[ks] = ne
+	size := entrySize(ks, ne)
+	b.cacheBytes += size
+	b.dirty = append(b.dirty, ref{ks, ne})
+	b.dirtyBytes += size
+}
+
+// cacheRead caches what a Pebble read found (or that it found nothing).
+func (b *backend) cacheRead(k, v []byte, found bool, prefixLen int) {
+	ks := string(k)
+	e := &entry{val: bytes.Clone(v), del: !found}
 	if e.val == nil {
 		e.val = []byte{}
 	}
-	c.m[ks] = e
-	c.bytes += int64(len(ks)+cap(e.val)) + entryOverhead
 	if prefixLen > 0 {
-		if c.prefixes == nil {
-			c.prefixes = map[string][]string{}
+		b.indexPrefix(ks, prefixLen)
+	}
+	b.cache[ks] = e
+	b.cacheBytes += entrySize(ks, e)
+}
+
+func (b *backend) indexPrefix(ks string, prefixLen int) {
+	p := ks[:prefixLen]
+	set := b.prefixes[p]
+	if set == nil {
+		set = map[string]struct{}{}
+		b.prefixes[p] = set
+	}
+	set[ks] = struct{}{}
+}
+
+// evict drops clean entries (in Pebble already) while the cache exceeds
+// its budget. It gives up early when little is clean: entries not yet in
+// Pebble cannot go, and scanning for them would stall the record path.
+func (b *backend) evict() {
+	budget := b.opts.WriteCacheSize
+	if b.cacheBytes <= budget || b.cacheBytes-b.dirtyBytes-b.frozenBytes < budget/8 {
+		return
+	}
+	target := budget - budget/8
+	scanned := 0
+	for k, e := range b.cache {
+		if b.cacheBytes <= target || scanned > 1<<20 {
+			break
 		}
-		p := ks[:prefixLen]
-		c.prefixes[p] = append(c.prefixes[p], ks)
-		c.bytes += int64(len(p)) + 16
+		scanned++
+		if e.epoch == b.epoch || e.epoch > b.appliedSeen {
+			continue
+		}
+		delete(b.cache, k)
+		b.cacheBytes -= entrySize(k, e)
+		if pl := b.mapPrefixLen(k); pl > 0 {
+			if set := b.prefixes[k[:pl]]; set != nil {
+				delete(set, k)
+				if len(set) == 0 {
+					delete(b.prefixes, k[:pl])
+				}
+			}
+		}
 	}
 }

@@ -41,8 +41,9 @@ func (f *factory) New(ctx context.Context, info state.SubtaskInfo, restore []che
 	root := filepath.Join(o.Dir, url.PathEscape(info.Job), url.PathEscape(info.Operator), strconv.Itoa(info.Subtask))
 	b := &backend{
 		opts: o, info: info, dir: newLayout(root),
-		names: map[string]state.ID{}, tags: map[uint32]string{},
-		dirty: newCacheMap(), spillLimit: max(0, o.WriteCacheSize/2),
+		names: map[string]state.ID{}, tags: map[uint32]string{}, mapTags: map[uint32]bool{},
+		cache: map[string]*entry{}, prefixes: map[string]map[string]struct{}{}, epoch: 1,
+		spillLimit: max(0, o.WriteCacheSize/2),
 	}
 	if err := b.open(ctx, restore, from); err != nil {
 		b.release()
@@ -80,9 +81,9 @@ func (b *backend) open(ctx context.Context, restore []checkpoint.Handle, from st
 			return fmt.Errorf("create local directory: %w", err)
 		}
 	}
-	b.cache = pebble.NewCache(b.opts.BlockCacheSize)
+	b.blockCache = pebble.NewCache(b.opts.BlockCacheSize)
 	if len(restore) == 0 {
-		db, err := pebble.Open(b.dir.db, b.opts.pebbleOptions(b.cache))
+		db, err := pebble.Open(b.dir.db, b.opts.pebbleOptions(b.blockCache))
 		if err != nil {
 			return fmt.Errorf("open pebble: %w", err)
 		}
@@ -130,9 +131,9 @@ func (b *backend) release() {
 		b.db.Close()
 		b.db = nil
 	}
-	if b.cache != nil {
-		b.cache.Unref()
-		b.cache = nil
+	if b.blockCache != nil {
+		b.blockCache.Unref()
+		b.blockCache = nil
 	}
 	if b.lock != nil {
 		b.lock.Close()

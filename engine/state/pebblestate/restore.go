@@ -80,7 +80,7 @@ func (b *backend) restore(ctx context.Context, handles []checkpoint.Handle, from
 	}
 	if len(sources) == 0 {
 		// No state in our key groups (possible after scaling out far).
-		db, err := pebble.Open(b.dir.db, b.opts.pebbleOptions(b.cache))
+		db, err := pebble.Open(b.dir.db, b.opts.pebbleOptions(b.blockCache))
 		if err != nil {
 			return fmt.Errorf("open pebble: %w", err)
 		}
@@ -278,7 +278,7 @@ func (b *backend) build(ctx context.Context, from state.Downloader, m *snapMeta,
 			return nil, nil, fmt.Errorf("checkpoint %d: lay out base file %s: %w", m.CheckpointID, f.name, err)
 		}
 	}
-	db, err := pebble.Open(dir, b.opts.pebbleOptions(b.cache))
+	db, err := pebble.Open(dir, b.opts.pebbleOptions(b.blockCache))
 	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoint %d: open restored base (checkpoint %d): %w", m.CheckpointID, m.BaseID, err)
 	}

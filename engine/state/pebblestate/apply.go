@@ -13,9 +13,9 @@ import (
 	"github.com/onceflow/onceflow/engine/state"
 )
 
-// pendingApply is the part of a snapshot that must reach Pebble: the dirty
-// generation frozen by the synchronous part and the changelog of the
-// interval's spills. Whoever needs it in Pebble first applies it: the
+// pendingApply is the part of a snapshot that must reach Pebble: the
+// entries of the epoch the synchronous part closed, and the segments the
+// record path spilled during it. Whoever needs it in Pebble first applies it: the
 // snapshot's asynchronous part normally, the record path if it must spill
 // before that (writes must reach Pebble in interval order).
 type pendingApply struct {
@@ -32,8 +32,8 @@ type pendingApply struct {
 	err     error
 }
 
-// Snapshot is the synchronous part: it freezes the dirty generation and
-// queues it for the asynchronous part. O(1) whatever the state size.
+// Snapshot is the synchronous part: it closes the current epoch and queues
+// its entries for the asynchronous part. O(1) whatever the state size.
 func (b *backend) Snapshot(id uint64) (state.PendingSnapshot, error) {
 	if p := b.broken.Load(); p != nil {
 		return nil, *p
@@ -89,7 +89,7 @@ func (b *backend) wantMaterialize() bool {
 		len(c.segs)+1 >= b.opts.MaxChangelogSegments
 }
 
-// applyThrough applies every queued generation up to seq.
+// applyThrough applies every queued snapshot up to seq.
 func (b *backend) applyThrough(seq uint64) error {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
@@ -119,7 +119,7 @@ func (b *backend) applyLocked(seq uint64) error {
 	}
 }
 
-// apply writes p's generation to Pebble and to its changelog segment, and
+// apply writes p's entries as a changelog segment ingested into Pebble, and
 // takes the Pebble checkpoint of a materialization: nothing of a later
 // interval is in Pebble yet, so the checkpoint is exactly p's state.
 func (b *backend) apply(p *pendingApply) error {
@@ -154,7 +154,7 @@ func (b *backend) apply(p *pendingApply) error {
 	return nil
 }
 
-// writeGeneration writes a cache generation, sorted, as the changelog
+// writeGeneration writes an epoch's entries, sorted, as the changelog
 // segment at path, and ingests it into Pebble. It returns the file's size.
 func (b *backend) writeGeneration(gen []ref, id uint64, path string) (int64, error) {
 	kvs := slices.Clone(gen)
@@ -188,10 +188,10 @@ func (b *backend) writeGeneration(gen []ref, id uint64, path string) (int64, err
 	return size, nil
 }
 
-// spillDirty writes the dirty generation to Pebble on the record path,
-// because it outgrew its share of the write cache. Earlier generations go
-// first, so this may also do their work (rare: only when the asynchronous
-// part has not got to them yet).
+// spillDirty writes the current epoch's entries to Pebble on the record
+// path, because they outgrew their share of the write cache. Earlier epochs
+// go first, so this may also do their work (rare: only when the
+// asynchronous part has not got to them yet).
 func (b *backend) spillDirty() error {
 	b.wmu.Lock()
 	err := b.applyLocked(math.MaxUint64)

@@ -14,7 +14,7 @@ import (
 )
 
 // A changelog segment holds changes of one interval between two snapshots:
-// one cache generation (or one spill of it), sorted, as an SST of its own,
+// epoch of the write cache (or one spill of it), sorted, as an SST of its own,
 // with deletes as tombstones. The backend ingests it into Pebble (no
 // memtable insert, no flush) and uploads the very same file; restore ingests
 // the segments after the base, in order, so later changes win, with no

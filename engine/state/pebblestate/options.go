@@ -21,12 +21,12 @@ type Options struct {
 
 	// WriteCacheSize bounds, in bytes, the write-back cache of encoded
 	// values in front of Pebble (per subtask). Entries written since the
-	// last snapshot live there until the snapshot hands them to the
-	// asynchronous part, which writes them to Pebble off the record path;
-	// when they exceed half of it they are spilled to Pebble inline.
-	// Generations already in Pebble stay as a read cache within the rest.
-	// Size it to the working set: a miss costs a Pebble point read
-	// (microseconds; bench/state measures it). Default 64 MiB.
+	// last snapshot stay there until the snapshot's asynchronous part has
+	// written them to Pebble (off the record path); when they exceed half
+	// of it they are spilled to Pebble inline. Entries already in Pebble
+	// stay as a read cache and are evicted when the cache is full. Size it
+	// to the working set: a miss costs a Pebble point read (microseconds;
+	// bench/state measures it). Default 64 MiB.
 	WriteCacheSize int64
 
 	// BlockCacheSize is Pebble's block cache, in bytes, per subtask.

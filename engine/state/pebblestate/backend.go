@@ -44,6 +44,7 @@ type backend struct {
 	owned       bool
 	key         []byte
 	kbuf, vbuf  []byte
+	last        lastRead
 	cache       map[string]*entry
 	prefixes    map[string]map[string]struct{} // map-state keys by (state, key) prefix
 	cacheBytes  int64
@@ -126,6 +127,23 @@ func hasDecl(decls []stateDecl, name string) bool {
 func (b *backend) SetCurrentKey(kg int, key []byte) {
 	b.kg, b.key = kg, key
 	b.owned = b.info.KeyGroups.Contains(kg)
+	b.last.e = nil
+}
+
+// lastRead remembers the entry the last Get returned, so that the Put that
+// typically follows (read-modify-write: counters, reducing state) neither
+// encodes the key nor looks it up again. Anything that may move or drop
+// entries (a new current key, eviction) forgets it.
+type lastRead struct {
+	id      state.ID
+	userKey []byte
+	k       []byte // its encoded key
+	prefix  int
+	e       *entry // nil: nothing remembered
+}
+
+func (b *backend) remember(id state.ID, userKey, k []byte, prefix int, e *entry) {
+	b.last = lastRead{id: id, userKey: append(b.last.userKey[:0], userKey...), k: append(b.last.k[:0], k...), prefix: prefix, e: e}
 }
 
 // check fails an access outside the subtask's key groups or after the
@@ -165,12 +183,13 @@ func (b *backend) Get(id state.ID, userKey []byte) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	if e, ok := b.cacheGet(k); ok {
+		b.remember(id, userKey, k, prefix, e)
 		return e.val, !e.del, nil
 	}
 	v, closer, err := b.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
-		b.cacheRead(k, nil, false, prefix)
 		b.evict()
+		b.remember(id, userKey, k, prefix, b.cacheRead(k, nil, false, prefix))
 		return nil, false, nil
 	}
 	if err != nil {
@@ -178,8 +197,8 @@ func (b *backend) Get(id state.ID, userKey []byte) ([]byte, bool, error) {
 	}
 	b.vbuf = append(b.vbuf[:0], v...)
 	closer.Close()
-	b.cacheRead(k, b.vbuf, true, prefix)
 	b.evict()
+	b.remember(id, userKey, k, prefix, b.cacheRead(k, b.vbuf, true, prefix))
 	return b.vbuf, true, nil
 }
 
@@ -195,12 +214,17 @@ func (b *backend) write(id state.ID, userKey, value []byte, del bool) error {
 	if err := b.check(); err != nil {
 		return err
 	}
-	k, prefix, err := b.encode(id, userKey)
-	if err != nil {
-		return err
-	}
 	b.observe()
-	b.cacheWrite(k, value, del, prefix)
+	if l := &b.last; l.e != nil && l.id == id && bytes.Equal(l.userKey, userKey) {
+		b.cacheWrite(l.k, value, del, l.prefix, l.e)
+	} else {
+		k, prefix, err := b.encode(id, userKey)
+		if err != nil {
+			return err
+		}
+		b.cacheWrite(k, value, del, prefix, nil)
+	}
+	b.last.e = nil
 	if b.dirtyBytes > b.spillLimit {
 		return b.spillDirty()
 	}

@@ -41,9 +41,13 @@ func (b *backend) cacheGet(k []byte) (*entry, bool) {
 
 // cacheWrite records v (or a tombstone) for k in the current epoch.
 // prefixLen > 0 marks a map-state key whose first prefixLen bytes are its
-// (state, key) prefix, indexed for Scan.
-func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int) {
-	e, ok := b.cache[string(k)]
+// (state, key) prefix, indexed for Scan. hint, when set, is k's entry in
+// the cache (saving the lookup).
+func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int, hint *entry) {
+	e, ok := hint, hint != nil
+	if !ok {
+		e, ok = b.cache[string(k)]
+	}
 	if ok && (e.epoch == b.epoch || e.epoch <= b.appliedSeen) {
 		// Nobody else reads it: update in place (a counter update
 		// allocates nothing).
@@ -75,8 +79,9 @@ func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int) {
 	b.dirtyBytes += size
 }
 
-// cacheRead caches what a Pebble read found (or that it found nothing).
-func (b *backend) cacheRead(k, v []byte, found bool, prefixLen int) {
+// cacheRead caches what a Pebble read found (or that it found nothing) and
+// returns the entry.
+func (b *backend) cacheRead(k, v []byte, found bool, prefixLen int) *entry {
 	ks := string(k)
 	e := &entry{val: bytes.Clone(v), del: !found}
 	if e.val == nil {
@@ -87,6 +92,7 @@ func (b *backend) cacheRead(k, v []byte, found bool, prefixLen int) {
 	}
 	b.cache[ks] = e
 	b.cacheBytes += entrySize(ks, e)
+	return e
 }
 
 func (b *backend) indexPrefix(ks string, prefixLen int) {
@@ -109,6 +115,7 @@ func (b *backend) evict() {
 	}
 	target := budget - budget/8
 	scanned := 0
+	b.last.e = nil // it may be about to go
 	for k, e := range b.cache {
 		if b.cacheBytes <= target || scanned > 1<<20 {
 			break

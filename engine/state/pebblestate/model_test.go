@@ -159,6 +159,21 @@ func TestModel(t *testing.T) {
 					if want, wok := m.values[key]; ok != wok || string(v) != want {
 						t.Fatalf("step %d: get %s = %q %v, want %q %v", step, key, v, ok, want, wok)
 					}
+					// Read-modify-write, as counters do: Put (or Delete)
+					// right after the Get of the same key.
+					switch rng.IntN(3) {
+					case 0:
+						nv := string(v) + "+"
+						if err := b.Put(ids[sub].val, nil, []byte(nv)); err != nil {
+							t.Fatal(err)
+						}
+						m.values[key] = nv
+					case 1:
+						if err := b.Delete(ids[sub].val, nil); err != nil {
+							t.Fatal(err)
+						}
+						delete(m.values, key)
+					}
 				case r < 98:
 					id++
 					manifests[id] = h.checkpoint(id, bs)

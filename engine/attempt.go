@@ -36,7 +36,6 @@ type attempt struct {
 
 	mu            sync.Mutex
 	lastTriggered uint64
-	lastCompleted uint64 // checkpoint or savepoint
 	triggered     map[uint64]triggered
 	finished      bool
 }

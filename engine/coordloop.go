@@ -68,6 +68,14 @@ func (a *attempt) execute(ctx context.Context, c *checkpoint.Coordinator, effect
 			if err != nil && ctx.Err() != nil {
 				return nil // the attempt is ending; the outcome is unknown and irrelevant
 			}
+			if err != nil && !errors.Is(err, checkpoint.ErrExists) {
+				// A failed write may still have landed (a lost response).
+				// A durable manifest means a complete checkpoint, so the
+				// outcome must be known before the checkpoint is aborted.
+				if err = a.resolveManifestWrite(ctx, e.Manifest, name, err); err != nil && !errors.Is(err, errNotWritten) {
+					return err
+				}
+			}
 			if err == nil {
 				a.completed(e.Manifest, name)
 			}
@@ -115,7 +123,6 @@ func (a *attempt) execute(ctx context.Context, c *checkpoint.Coordinator, effect
 
 func (a *attempt) completed(m *checkpoint.Manifest, name string) {
 	a.mu.Lock()
-	a.lastCompleted = m.ID
 	tr := a.triggered[m.ID]
 	delete(a.triggered, m.ID)
 	a.mu.Unlock()
@@ -147,11 +154,11 @@ func (a *attempt) isFinished() bool {
 	return a.finished
 }
 
-// progress reports the highest checkpoint id triggered and completed.
-func (a *attempt) progress() (triggered, completed uint64) {
+// lastTriggeredID reports the highest checkpoint id triggered.
+func (a *attempt) lastTriggeredID() uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.lastTriggered, a.lastCompleted
+	return a.lastTriggered
 }
 
 // uploader names and writes one subtask's snapshot objects, recording size
@@ -200,4 +207,33 @@ func (d *downloader) Open(ctx context.Context, h checkpoint.Handle) (io.ReadClos
 		return nil, fmt.Errorf("state object %s: checksum %08x, the manifest says %08x (corrupt)", h.Name, sum, h.CRC32C)
 	}
 	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+// errNotWritten marks a manifest write known to have failed: the checkpoint
+// can be aborted safely.
+var errNotWritten = errors.New("manifest not written")
+
+// resolveManifestWrite decides the outcome of a manifest write that returned
+// writeErr by reading the object back. It returns nil if the manifest we
+// wrote is durable, an error wrapping errNotWritten if none is, an error
+// wrapping checkpoint.ErrExists if another incarnation's is, and otherwise an
+// error that fails the attempt: the next attempt re-resolves the latest
+// checkpoint from the store.
+func (a *attempt) resolveManifestWrite(ctx context.Context, m *checkpoint.Manifest, name string, writeErr error) error {
+	ours, err := checkpoint.EncodeManifest(m)
+	if err != nil || name == "" {
+		return fmt.Errorf("%w: %w", errNotWritten, writeErr)
+	}
+	got, err := checkpoint.GetBytes(ctx, a.cfg.Store, name)
+	switch {
+	case errors.Is(err, checkpoint.ErrNotFound):
+		return fmt.Errorf("%w: %w", errNotWritten, writeErr)
+	case err != nil:
+		return fmt.Errorf("%s %d: the manifest write failed (%v) and reading it back failed too (%w): its outcome is unknown",
+			m.Kind, m.ID, writeErr, err)
+	case bytes.Equal(got, ours):
+		a.cfg.Logger.Warn("manifest write reported an error but landed", "job", a.job.name, "checkpoint", m.ID, "err", writeErr)
+		return nil
+	}
+	return fmt.Errorf("%s %d: %w: %s holds another incarnation's manifest", m.Kind, m.ID, checkpoint.ErrExists, name)
 }

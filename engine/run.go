@@ -35,6 +35,7 @@ func Run(ctx context.Context, job *Job, cfg Config) error {
 	// checkpoint: a new id must not collide with any manifest (checkpoint or
 	// savepoint) in the store.
 	nextID := highest + 1
+	firstID := nextID // ids from here on are this run's
 	restarts := newRestarter(cfg.Restart)
 	for n := 1; ; n++ {
 		if restore != nil {
@@ -48,8 +49,7 @@ func Run(ctx context.Context, job *Job, cfg Config) error {
 			cfg.Control.attemptStarted(job.name, att, n)
 		}
 		err = att.run(ctx)
-		triggered, completed := att.progress()
-		nextID = max(nextID, triggered+1)
+		nextID = max(nextID, att.lastTriggeredID()+1)
 		ended := func(err error, state string) error {
 			if cfg.Control != nil {
 				cfg.Control.attemptEnded(err, state)
@@ -75,14 +75,16 @@ func Run(ctx context.Context, job *Job, cfg Config) error {
 		if cfg.Listener != nil {
 			cfg.Listener.Restarting(n, err, delay)
 		}
-		// Restart from the newest checkpoint or savepoint this run
-		// completed (its sinks may have committed it); before the first one,
-		// from where the run started.
-		if completed > 0 {
-			restore, err = checkpoint.LatestCheckpoint(ctx, cfg.Store, job.name)
-			if err != nil {
-				return fmt.Errorf("job %q: find the checkpoint to restart from: %w", job.name, err)
-			}
+		// Restart from the newest checkpoint or savepoint this run created
+		// (its sinks may have committed it, and a manifest write that
+		// reported an error may have landed all the same); before the
+		// first one, from where the run started.
+		latest, err := checkpoint.LatestCheckpoint(ctx, cfg.Store, job.name)
+		if err != nil {
+			return ended(fmt.Errorf("job %q: find the checkpoint to restart from: %w", job.name, err), StateFailed)
+		}
+		if latest != nil && latest.ID >= firstID {
+			restore = latest
 		}
 		if ids, _, err = listIDs(ctx, job, cfg); err != nil {
 			return err

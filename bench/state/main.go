@@ -34,6 +34,7 @@ var (
 	ltmKeys     = flag.Int("ltm-keys", 10_000_000, "keys of the larger-than-memory scenario")
 	ltmOps      = flag.Int("ltm-updates", 10_000_000, "updates of the larger-than-memory scenario after loading")
 	workRoot    = flag.String("dir", "", "scratch directory (default: a temporary one)")
+	ltmMemory   = flag.Bool("ltm-memory", false, "ltm scenario: the in-memory backend instead, as the reference")
 	restoreOnly = flag.Bool("restore-only", false, "upload scenario: only the runs the restore table needs")
 	getputCache = flag.Int64("getput-cache", 0, "only this write cache size in the getput scenario")
 	cpuProf     = flag.String("cpuprofile", "", "write a CPU profile of the run to this file")

@@ -256,6 +256,11 @@ func suite(quick bool, outDir string, records, keys, rounds int) error {
 		{"checkpointing every 100ms costs <= 25% throughput (keyed count, Pebble)", fmt.Sprintf("%.1f%%", 100*cost100), yesno(cost100 <= 0.25)},
 	}
 
+	// Partial results first, in case a later scenario fails or is stopped.
+	if _, err := save(outDir, mode, began, r, results, targets); err != nil {
+		return err
+	}
+
 	// Sync part of a snapshot with 1M keys (bench/state; about 30 s, so
 	// not in quick mode).
 	if quick {
@@ -269,6 +274,11 @@ func suite(quick bool, outDir string, records, keys, rounds int) error {
 		targets = append(targets, target{"sync part of a snapshot < 20 ms p99 with 1M keys", cells[2], yesno(p99 < 20*time.Millisecond)})
 	} else {
 		return fmt.Errorf("bench/state snapshot: no table in %q", out)
+	}
+
+	// Partial results first, in case a later scenario fails or is stopped.
+	if _, err := save(outDir, mode, began, r, results, targets); err != nil {
+		return err
 	}
 
 	// Scenario 5: end-to-end latency.
@@ -289,6 +299,11 @@ func suite(quick bool, outDir string, records, keys, rounds int) error {
 					fmt.Sprintf("%.0f ms", rs[0].P99Ms), yesno(rs[0].P99Ms <= 150)})
 			}
 		}
+	}
+
+	// Partial results first, in case a later scenario fails or is stopped.
+	if _, err := save(outDir, mode, began, r, results, targets); err != nil {
+		return err
 	}
 
 	// Scenario 6: recovery, against a broker in this process that outlives the job.
@@ -319,6 +334,11 @@ func suite(quick bool, outDir string, records, keys, rounds int) error {
 	}
 	b.Close()
 
+	// Partial results first, in case a later scenario fails or is stopped.
+	if _, err := save(outDir, mode, began, r, results, targets); err != nil {
+		return err
+	}
+
 	// Scenario 7: resident memory with a large state (bench/state ltm, alone in its process).
 	ltm := "10000000"
 	if quick {
@@ -336,19 +356,25 @@ func suite(quick bool, outDir string, records, keys, rounds int) error {
 		return fmt.Errorf("bench/state ltm: no table in %q", out)
 	}
 
-	rep := report{Date: began.UTC().Format(time.RFC3339), Machine: machine(), Mode: mode, Seconds: time.Since(began).Seconds(),
-		Results: results, Targets: targets, Commands: r.commands}
-	md := markdown(rep)
-	data, _ := json.MarshalIndent(rep, "", "  ")
-	if err := os.WriteFile(filepath.Join(outDir, "results.json"), data, 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(outDir, "results.md"), []byte(md), 0o644); err != nil {
+	md, err := save(outDir, mode, began, r, results, targets)
+	if err != nil {
 		return err
 	}
 	fmt.Print(md)
 	fmt.Fprintf(os.Stderr, "suite: wrote %s and %s in %v\n", filepath.Join(outDir, "results.md"), filepath.Join(outDir, "results.json"), time.Since(began).Round(time.Second))
 	return nil
+}
+
+// save writes results.md and results.json and returns the Markdown.
+func save(outDir, mode string, began time.Time, r *runner, results []result, targets []target) (string, error) {
+	rep := report{Date: began.UTC().Format(time.RFC3339), Machine: machine(), Mode: mode, Seconds: time.Since(began).Seconds(),
+		Results: results, Targets: targets, Commands: r.commands}
+	md := markdown(rep)
+	data, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(filepath.Join(outDir, "results.json"), data, 0o644); err != nil {
+		return "", err
+	}
+	return md, os.WriteFile(filepath.Join(outDir, "results.md"), []byte(md), 0o644)
 }
 
 func markdown(rep report) string {

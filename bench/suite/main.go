@@ -71,7 +71,7 @@ func main() {
 	quick := flag.Bool("quick", false, "small inputs, one round, 20k records/s latency only: under two minutes")
 	outDir := flag.String("out", "", "directory of results.md and results.json (default: a new temporary directory)")
 	worker := flag.String("worker", "", "internal: run a worker mode (throughput | latency) in this process")
-	records := flag.Int("records", 0, "input records of the throughput rounds (default 1M quick, 4M full)")
+	records := flag.Int("records", 0, "input records of the throughput rounds (default 600k quick, 4M full)")
 	keys := flag.Int("keys", 1_000_000, "distinct keys of the throughput input (the keyed counts' state size)")
 	rounds := flag.Int("rounds", 0, "throughput rounds, interleaved (default 1 quick, 3 full)")
 	verify := flag.Bool("verify", true, "worker: verify outputs")
@@ -136,7 +136,7 @@ func suite(quick bool, outDir string, records, keys, rounds int) error {
 		mode = "quick"
 	}
 	if records == 0 {
-		records = map[bool]int{true: 1_000_000, false: 4_000_000}[quick]
+		records = map[bool]int{true: 600_000, false: 4_000_000}[quick]
 	}
 	if rounds == 0 {
 		rounds = map[bool]int{true: 1, false: 3}[quick]
@@ -340,11 +340,11 @@ func suite(quick bool, outDir string, records, keys, rounds int) error {
 	}
 
 	// Scenario 7: resident memory with a large state (bench/state ltm, alone in its process).
-	ltm := "10000000"
+	ltm, updates := "10000000", "10000000"
 	if quick {
-		ltm = "1000000"
+		ltm, updates = "1000000", "500000"
 	}
-	if out, err := r.run("bench/state", "-only", "ltm", "-ltm-keys", ltm, "-ltm-updates", ltm); err != nil {
+	if out, err := r.run("bench/state", "-only", "ltm", "-ltm-keys", ltm, "-ltm-updates", updates); err != nil {
 		return err
 	} else if cells := mdRow(out, "peak RSS"); len(cells) >= 7 {
 		rss, _ := strconv.ParseFloat(cells[3], 64)

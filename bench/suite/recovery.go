@@ -107,7 +107,7 @@ func recovery(bin string, brokers []string, dir string, keys int, local bool) (r
 			}
 		}
 	}()
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
 	killed := time.Now()
 	if err := job.Process.Kill(); err != nil {
 		return res, err

@@ -181,7 +181,9 @@ func restoreRun(o pebblestate.Options, storeDir string, hs []checkpoint.Handle) 
 		if err != nil {
 			return "", err
 		}
-		cells = append(cells, fmt.Sprintf("%v | %v | %.1f", took.Round(time.Millisecond), first.Round(10*time.Microsecond), mib(st.Downloaded)))
+		cells = append(cells, fmt.Sprintf("%v (fetch %v, open %v, ingest %v) | %v | %.1f", took.Round(time.Millisecond),
+			st.FetchTime.Round(time.Millisecond), st.OpenTime.Round(time.Millisecond), st.IngestTime.Round(time.Millisecond),
+			first.Round(10*time.Microsecond), mib(st.Downloaded)))
 	}
 	return fmt.Sprintf("%s | %s | %.1f |", cells[0], cells[1], mib(replayed)), nil
 }

@@ -149,8 +149,11 @@ type Stats struct {
 	// Downloaded and LocalBytes are the bytes of restored files fetched from
 	// the store and found verified in the local directory.
 	Downloaded, LocalBytes int64
-	// Replayed is the number of changelog bytes replayed on restore.
+	// Replayed is the number of changelog bytes ingested on restore.
 	Replayed int64
+	// FetchTime (verifying local copies, downloading), OpenTime (opening
+	// the base) and IngestTime (the changelog) divide RestoreTime.
+	FetchTime, OpenTime, IngestTime time.Duration
 }
 
 // StatsOf returns the stats of a backend made by this package.

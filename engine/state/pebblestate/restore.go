@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"golang.org/x/sync/errgroup"
@@ -236,6 +237,7 @@ func (b *backend) copyFrom(ctx context.Context, from state.Downloader, m *snapMe
 func (b *backend) build(ctx context.Context, from state.Downloader, m *snapMeta, dir string) ([]chainFile, []chainSeg, error) {
 	base := make([]chainFile, len(m.Base))
 	segs := make([]chainSeg, len(m.Segments))
+	t0 := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(b.opts.TransferConcurrency)
 	for i, f := range m.Base {
@@ -265,6 +267,9 @@ func (b *backend) build(ctx context.Context, from state.Downloader, m *snapMeta,
 		return nil, nil, fmt.Errorf("create %s: %w", dir, err)
 	}
 	for _, f := range base {
+		if isEmptyWAL(f) {
+			continue // older snapshots may list them
+		}
 		dst := filepath.Join(dir, f.name)
 		var err error
 		if immutable(f.name) {
@@ -278,17 +283,24 @@ func (b *backend) build(ctx context.Context, from state.Downloader, m *snapMeta,
 			return nil, nil, fmt.Errorf("checkpoint %d: lay out base file %s: %w", m.CheckpointID, f.name, err)
 		}
 	}
+	t1 := time.Now()
 	db, err := pebble.Open(dir, b.opts.pebbleOptions(b.blockCache))
 	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoint %d: open restored base (checkpoint %d): %w", m.CheckpointID, m.BaseID, err)
 	}
 	b.db = db
+	t2 := time.Now()
 	for _, s := range segs {
 		if err := ingestSegment(db, s.file.local, dir); err != nil {
 			return nil, nil, fmt.Errorf("checkpoint %d: changelog segment of checkpoint %d (object %s): %w", m.CheckpointID, s.id, s.file.h.Name, err)
 		}
 		b.count(&b.stats.Replayed, s.file.size)
 	}
+	statsMu.Lock()
+	b.stats.FetchTime += t1.Sub(t0)
+	b.stats.OpenTime += t2.Sub(t1)
+	b.stats.IngestTime += time.Since(t2)
+	statsMu.Unlock()
 	return base, segs, nil
 }
 
@@ -377,3 +389,10 @@ func copyFile(src, dst string) error {
 	}
 	return out.Close()
 }
+
+// isEmptyWAL reports whether f is one of the WAL files a Pebble checkpoint
+// copies: with the WAL disabled they are empty. Laid out, they make Open
+// replay them, which flushes an empty memtable, and Open then waited
+// (measured: 2s at 5M keys) for the compaction that flush set off. Without
+// them, Open returns at once and compactions run in the background.
+func isEmptyWAL(f chainFile) bool { return strings.HasSuffix(f.name, ".log") && f.size == 0 }

@@ -88,6 +88,9 @@ func (b *backend) plan(p *pendingApply) (*plan, error) {
 				return nil, fmt.Errorf("list pebble checkpoint: %w", err)
 			}
 			f := chainFile{name: e.Name(), obj: "b-" + e.Name(), local: filepath.Join(p.ckptDir, e.Name()), size: info.Size()}
+			if isEmptyWAL(f) {
+				continue // see isEmptyWAL
+			}
 			if h, ok := c.sstHandles[f.name]; ok && immutable(f.name) && h.Size == f.size && c.reusable[h.Name] {
 				f.h = h
 			}

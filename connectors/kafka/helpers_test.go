@@ -13,6 +13,7 @@ import (
 	"github.com/onceflow/onceflow/checkpoint/fsstore"
 	"github.com/onceflow/onceflow/connectors/kafka"
 	"github.com/onceflow/onceflow/engine"
+	"github.com/onceflow/onceflow/internal/testjob"
 )
 
 // produce writes n records "0".."n-1" (key i mod keys) to topic,
@@ -104,23 +105,10 @@ func wantRange(from, n int) []string {
 
 // diff describes how got differs from want (both sorted).
 func diff(got, want []string) string {
-	var missing, extra []string
-	i, j := 0, 0
-	for i < len(want) || j < len(got) {
-		switch {
-		case j >= len(got) || (i < len(want) && want[i] < got[j]):
-			missing = append(missing, want[i])
-			i++
-		case i >= len(want) || got[j] < want[i]:
-			extra = append(extra, got[j])
-			j++
-		default:
-			i++
-			j++
-		}
+	if err := testjob.Compare(got, want); err != nil {
+		return err.Error()
 	}
-	return fmt.Sprintf("%d records, want %d: %d missing (e.g. %q), %d extra (e.g. %q)",
-		len(got), len(want), len(missing), missing[:min(5, len(missing))], len(extra), extra[:min(5, len(extra))])
+	return "no difference"
 }
 
 func newStore(t testing.TB) *fsstore.Store {

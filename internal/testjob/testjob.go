@@ -109,13 +109,17 @@ func Oracle(records uint64, keys int) []string {
 	return out
 }
 
-// Verify compares committed output lines with the oracle and describes the
-// first differences: missing lines are lost output, extra lines duplicates or
-// phantoms.
+// Verify compares committed output lines with the oracle.
 func Verify(lines []string, records uint64, keys int) error {
-	want := Oracle(records, keys)
 	got := slices.Clone(lines)
 	slices.Sort(got)
+	return Compare(got, Oracle(records, keys))
+}
+
+// Compare describes how the sorted committed output got differs from the
+// sorted oracle want: missing lines are lost output, extra lines duplicates
+// or phantoms.
+func Compare(got, want []string) error {
 	if slices.Equal(got, want) {
 		return nil
 	}

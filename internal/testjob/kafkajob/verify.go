@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/onceflow/onceflow/connectors/kafka"
+	"github.com/onceflow/onceflow/internal/testjob"
 )
 
 // Report summarizes a verified output.
@@ -84,7 +85,7 @@ func Verify(ctx context.Context, brokers []string, input, output string, passThr
 		return rep, err
 	}
 	rep.Outputs = len(got)
-	if err := Compare(got, want); err != nil {
+	if err := testjob.Compare(got, want); err != nil {
 		return rep, err
 	}
 	offs, err := kafka.TopicOffsets(ctx, brokers, output)
@@ -97,30 +98,4 @@ func Verify(ctx context.Context, brokers []string, input, output string, passThr
 		}
 	}
 	return rep, nil
-}
-
-// Compare describes how the sorted committed output got differs from the
-// sorted oracle want: missing lines are lost output, extra lines duplicates
-// or phantoms.
-func Compare(got, want []string) error {
-	if slices.Equal(got, want) {
-		return nil
-	}
-	var missing, extra []string
-	i, j := 0, 0
-	for i < len(want) || j < len(got) {
-		switch {
-		case j >= len(got) || (i < len(want) && want[i] < got[j]):
-			missing = append(missing, want[i])
-			i++
-		case i >= len(want) || got[j] < want[i]:
-			extra = append(extra, got[j])
-			j++
-		default:
-			i++
-			j++
-		}
-	}
-	return fmt.Errorf("committed output differs from the oracle: %d records, want %d; %d missing (lost) e.g. %q; %d extra (duplicate or phantom) e.g. %q",
-		len(got), len(want), len(missing), missing[:min(5, len(missing))], len(extra), extra[:min(5, len(extra))])
 }

@@ -13,11 +13,12 @@ import (
 	"github.com/onceflow/onceflow/internal/testjob"
 )
 
-// TestSIGKILLFileStore kills the keyedcount job with SIGKILL at random moments
-// and restarts it from its fsstore checkpoints until it finishes.
+// TestSIGKILLFileStore kills the keyedcount job (in-memory state) with
+// SIGKILL at random moments and restarts it from its fsstore checkpoints
+// until it finishes.
 func TestSIGKILLFileStore(t *testing.T) {
 	dir := t.TempDir()
-	runKillLoop(t, "file://"+filepath.Join(dir, "ckpt"), filepath.Join(dir, "out"), nil)
+	runKillLoop(t, "file://"+filepath.Join(dir, "ckpt"), filepath.Join(dir, "out"), nil, "-state", "memory")
 }
 
 // TestSIGKILLS3Store does the same with checkpoints in a real MinIO server.
@@ -25,13 +26,21 @@ func TestSIGKILLS3Store(t *testing.T) {
 	endpoint, access, secret := testenv.S3(t)
 	bucket := testenv.NewBucket(t)
 	url := fmt.Sprintf("s3://%s/jobs?endpoint=%s&secure=false", bucket, endpoint)
-	runKillLoop(t, url, filepath.Join(t.TempDir(), "out"), []string{"AWS_ACCESS_KEY_ID=" + access, "AWS_SECRET_ACCESS_KEY=" + secret})
+	runKillLoop(t, url, filepath.Join(t.TempDir(), "out"), []string{"AWS_ACCESS_KEY_ID=" + access, "AWS_SECRET_ACCESS_KEY=" + secret}, "-state", "memory")
 }
 
-func runKillLoop(t *testing.T, storeURL, out string, env []string) {
+const (
+	killRecords = 100000
+	killKeys    = 400
+)
+
+// runKillLoop SIGKILLs keyedcount (with extra arguments) 12 times at random
+// moments, lets it finish, and checks the committed output against the
+// oracle.
+func runKillLoop(t *testing.T, storeURL, out string, env []string, extra ...string) {
 	const (
-		records = 100000
-		keys    = 400
+		records = killRecords
+		keys    = killKeys
 		kills   = 12
 	)
 	bin := proctest.Build(t, "github.com/onceflow/onceflow/examples/keyedcount")
@@ -42,6 +51,7 @@ func runKillLoop(t *testing.T, storeURL, out string, env []string) {
 		"-out", out, "-checkpoint-store", storeURL,
 		"-checkpoint-interval", "50ms", "-restart", "none",
 	}
+	args = append(args, extra...)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	killed := 0
 	for killed < kills {

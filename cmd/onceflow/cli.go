@@ -140,26 +140,32 @@ func runSubmit(args []string) error {
 	return nil
 }
 
-func runJobs(args []string) error {
-	fs, c := newCLI("jobs")
-	_, err := parse(fs, args, 0, 0, "[flags]")
-	if err != nil {
-		return err
-	}
+// call connects to the runner, makes one request, and prints its answer as
+// JSON (--json) or with show: the shape of every client command.
+func call[T any](c *cliFlags, do func(*client.Client, context.Context) (T, error), show func(T)) error {
 	cl, ctx, cancel, err := c.client()
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	jobs, err := cl.Jobs(ctx)
+	v, err := do(cl, ctx)
 	if err != nil {
 		return err
 	}
 	if c.json {
-		return printJSON(jobs)
+		return printJSON(v)
 	}
-	printJobs(os.Stdout, jobs)
+	show(v)
 	return nil
+}
+
+func runJobs(args []string) error {
+	fs, c := newCLI("jobs")
+	if _, err := parse(fs, args, 0, 0, "[flags]"); err != nil {
+		return err
+	}
+	return call(c, func(cl *client.Client, ctx context.Context) ([]*runner.JobView, error) { return cl.Jobs(ctx) },
+		func(v []*runner.JobView) { printJobs(os.Stdout, v) })
 }
 
 func runStatus(args []string) error {
@@ -168,20 +174,8 @@ func runStatus(args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, ctx, cancel, err := c.client()
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	v, err := cl.Job(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return printJSON(v)
-	}
-	printJob(os.Stdout, v)
-	return nil
+	return call(c, func(cl *client.Client, ctx context.Context) (*runner.JobView, error) { return cl.Job(ctx, pos[0]) },
+		func(v *runner.JobView) { printJob(os.Stdout, v) })
 }
 
 func runTrigger(act string) func([]string) error {
@@ -191,21 +185,12 @@ func runTrigger(act string) func([]string) error {
 		if err != nil {
 			return err
 		}
-		cl, ctx, cancel, err := c.client()
-		if err != nil {
-			return err
-		}
-		defer cancel()
-		res, err := cl.Trigger(ctx, pos[0], act, c.timeout)
-		if err != nil {
-			return err
-		}
-		if c.json {
-			return printJSON(res)
-		}
-		verb := map[string]string{"checkpoint": "checkpoint", "savepoint": "savepoint", "stop": "stopped with savepoint"}[act]
-		fmt.Printf("%s %d completed in %d ms (%s)\n  path: %s\n", verb, res.ID, res.DurationMillis, humanBytes(res.Bytes), res.Path)
-		return nil
+		return call(c, func(cl *client.Client, ctx context.Context) (*runner.SavepointResult, error) {
+			return cl.Trigger(ctx, pos[0], act, c.timeout)
+		}, func(res *runner.SavepointResult) {
+			verb := map[string]string{"checkpoint": "checkpoint", "savepoint": "savepoint", "stop": "stopped with savepoint"}[act]
+			fmt.Printf("%s %d completed in %d ms (%s)\n  path: %s\n", verb, res.ID, res.DurationMillis, humanBytes(res.Bytes), res.Path)
+		})
 	}
 }
 
@@ -215,20 +200,8 @@ func runCancel(args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, ctx, cancel, err := c.client()
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	v, err := cl.Cancel(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return printJSON(v)
-	}
-	fmt.Printf("cancelling job %s\n", v.ID)
-	return nil
+	return call(c, func(cl *client.Client, ctx context.Context) (*runner.JobView, error) { return cl.Cancel(ctx, pos[0]) },
+		func(v *runner.JobView) { fmt.Printf("cancelling job %s\n", v.ID) })
 }
 
 func runRestore(args []string) error {
@@ -242,20 +215,10 @@ func runRestore(args []string) error {
 	if *par >= 0 {
 		req.Parallelism = par
 	}
-	cl, ctx, cancel, err := c.client()
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	v, err := cl.Restore(ctx, pos[0], req)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return printJSON(v)
-	}
-	fmt.Printf("restoring job %s from %s\n", v.ID, orDefault(req.From, "latest"))
-	return nil
+	return call(c, func(cl *client.Client, ctx context.Context) (*runner.JobView, error) {
+		return cl.Restore(ctx, pos[0], req)
+	},
+		func(v *runner.JobView) { fmt.Printf("restoring job %s from %s\n", v.ID, orDefault(req.From, "latest")) })
 }
 
 func runCheckpoints(args []string) error {
@@ -264,42 +227,19 @@ func runCheckpoints(args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, ctx, cancel, err := c.client()
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	pts, err := cl.Checkpoints(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return printJSON(pts)
-	}
-	printPoints(os.Stdout, pts)
-	return nil
+	return call(c, func(cl *client.Client, ctx context.Context) ([]runner.RestorePoint, error) {
+		return cl.Checkpoints(ctx, pos[0])
+	},
+		func(pts []runner.RestorePoint) { printPoints(os.Stdout, pts) })
 }
 
 func runSavepoints(args []string) error {
 	fs, c := newCLI("savepoints")
-	_, err := parse(fs, args, 0, 0, "[flags]")
-	if err != nil {
+	if _, err := parse(fs, args, 0, 0, "[flags]"); err != nil {
 		return err
 	}
-	cl, ctx, cancel, err := c.client()
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	pts, err := cl.Savepoints(ctx)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return printJSON(pts)
-	}
-	printPoints(os.Stdout, pts)
-	return nil
+	return call(c, func(cl *client.Client, ctx context.Context) ([]runner.RestorePoint, error) { return cl.Savepoints(ctx) },
+		func(pts []runner.RestorePoint) { printPoints(os.Stdout, pts) })
 }
 
 func runDeleteSavepoint(args []string) error {
@@ -308,19 +248,9 @@ func runDeleteSavepoint(args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, ctx, cancel, err := c.client()
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	if err := cl.DeleteSavepoint(ctx, pos[0]); err != nil {
-		return err
-	}
-	if c.json {
-		return printJSON(map[string]string{"deleted": pos[0]})
-	}
-	fmt.Printf("deleted savepoint %s\n", pos[0])
-	return nil
+	return call(c, func(cl *client.Client, ctx context.Context) (map[string]string, error) {
+		return map[string]string{"deleted": pos[0]}, cl.DeleteSavepoint(ctx, pos[0])
+	}, func(map[string]string) { fmt.Printf("deleted savepoint %s\n", pos[0]) })
 }
 
 func orDefault(s, def string) string {

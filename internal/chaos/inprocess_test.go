@@ -10,13 +10,82 @@ import (
 	"github.com/onceflow/onceflow/checkpoint/fsstore"
 	"github.com/onceflow/onceflow/connectors/file"
 	"github.com/onceflow/onceflow/engine"
+	"github.com/onceflow/onceflow/engine/state"
 	"github.com/onceflow/onceflow/internal/testjob"
 )
 
-// TestInProcessFaults runs the keyed count with faults injected at random
-// points (operator errors and panics, snapshot, upload, store writes, sink
-// commit, between checkpoint completion and notification) and checks the
-// committed output against the oracle: nothing lost, nothing duplicated.
+// faultRun describes one run of the keyed count under injected faults.
+type faultRun struct {
+	name         string
+	p            int
+	seed         uint64
+	quota        map[string]int
+	keys         int
+	stateBackend state.Factory // nil: in-memory
+}
+
+// runWithFaults runs the keyed count with faults injected at random points
+// (operator errors and panics, snapshot, upload, store writes, sink commit,
+// between checkpoint completion and notification), checks the committed
+// output against the oracle and the store's cleanliness, and returns what
+// fired.
+func runWithFaults(t *testing.T, r faultRun) (*injector, int64) {
+	in := newInjector(r.seed, r.quota)
+	var holdStart atomic.Int64
+	dir := t.TempDir()
+	fs, err := fsstore.Open(dir + "/ckpt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const records = 60000
+	o := testjob.Options{
+		Name: r.name, Records: records, Keys: r.keys, Parallelism: r.p, OutDir: dir + "/out",
+		// Spread the input over ~2 s whatever the parallelism.
+		Rate:  float64(records) / 2 / float64(min(r.p, testjob.Splits)),
+		Fault: func(uint64) error { return in.fault("operator", 1.0/2000, true) },
+		// Hold the last quarter of the input until every kind of fault has
+		// fired, so that a fast run cannot end early; a trickle of 200
+		// records/s still flows so that sinks keep committing (and so the
+		// commit faults can fire).
+		Pause: func(seq uint64) bool {
+			if len(in.missing()) == 0 {
+				return false
+			}
+			holdStart.CompareAndSwap(0, time.Now().UnixNano())
+			released := uint64(time.Since(time.Unix(0, holdStart.Load())) / (5 * time.Millisecond))
+			return seq >= records*3/4+released
+		},
+	}
+	restarts := &restartCounter{}
+	cfg := engine.Config{
+		Store:              &flakyStore{Store: fs, in: in, p: 0.05},
+		StateBackend:       r.stateBackend,
+		CheckpointInterval: 20 * time.Millisecond,
+		TolerableFailures:  2,
+		Restart:            engine.FixedDelayRestart(-1, time.Millisecond),
+		Faults:             in.hook(0.05),
+		Tick:               2 * time.Millisecond,
+		Listener:           restarts,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := engine.Run(ctx, testjob.Build(o), cfg); err != nil {
+		t.Fatalf("run: %v (faults fired: %s)", err, in)
+	}
+	t.Logf("faults fired: %d (%s); restarts: %d", in.total(), in, restarts.n.Load())
+	lines, err := file.ReadCommitted(o.OutDir, "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testjob.Verify(lines, records, r.keys); err != nil {
+		t.Fatal(err)
+	}
+	checkStoreIsClean(t, fs, r.name, 2)
+	return in, restarts.n.Load()
+}
+
+// TestInProcessFaults: at least 20 faults of every kind per run, at
+// parallelism 1 and 4 over several seeds; nothing lost, nothing duplicated.
 func TestInProcessFaults(t *testing.T) {
 	quota := map[string]int{
 		"operator":                       5,
@@ -31,56 +100,7 @@ func TestInProcessFaults(t *testing.T) {
 		for _, seed := range []uint64{1, 2, 3} {
 			t.Run(fmt.Sprintf("p=%d/seed=%d", p, seed), func(t *testing.T) {
 				t.Parallel()
-				in := newInjector(seed, quota)
-				var holdStart atomic.Int64
-				dir := t.TempDir()
-				fs, err := fsstore.Open(dir + "/ckpt")
-				if err != nil {
-					t.Fatal(err)
-				}
-				const records, keys = 60000, 200
-				o := testjob.Options{
-					Name: "chaos", Records: records, Keys: keys, Parallelism: p, OutDir: dir + "/out",
-					// Spread the input over ~2 s whatever the parallelism.
-					Rate:  float64(records) / 2 / float64(min(p, testjob.Splits)),
-					Fault: func(uint64) error { return in.fault("operator", 1.0/2000, true) },
-					// Hold the last quarter of the input until every kind of
-					// fault has fired, so that a fast run cannot end early; a
-					// trickle of 200 records/s still flows so that sinks keep
-					// committing (and so the commit faults can fire).
-					Pause: func(seq uint64) bool {
-						if len(in.missing()) == 0 {
-							return false
-						}
-						holdStart.CompareAndSwap(0, time.Now().UnixNano())
-						released := uint64(time.Since(time.Unix(0, holdStart.Load())) / (5 * time.Millisecond))
-						return seq >= records*3/4+released
-					},
-				}
-				cfg := engine.Config{
-					Store:              &flakyStore{Store: fs, in: in, p: 0.05},
-					CheckpointInterval: 20 * time.Millisecond,
-					TolerableFailures:  2,
-					Restart:            engine.FixedDelayRestart(-1, time.Millisecond),
-					Faults:             in.hook(0.05),
-					Tick:               2 * time.Millisecond,
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-				defer cancel()
-				restarts := &restartCounter{}
-				cfg.Listener = restarts
-				if err := engine.Run(ctx, testjob.Build(o), cfg); err != nil {
-					t.Fatalf("run: %v (faults fired: %s)", err, in)
-				}
-				t.Logf("faults fired: %d (%s); restarts: %d", in.total(), in, restarts.n.Load())
-				lines, err := file.ReadCommitted(o.OutDir, "out")
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := testjob.Verify(lines, records, keys); err != nil {
-					t.Fatal(err)
-				}
-				checkStoreIsClean(t, fs, "chaos", 2)
+				in, _ := runWithFaults(t, faultRun{name: "chaos", p: p, seed: seed, quota: quota, keys: 200})
 				if in.total() < minFaults {
 					t.Fatalf("only %d faults fired, want at least %d (missing: %v)", in.total(), minFaults, in.missing())
 				}

@@ -44,55 +44,13 @@ func TestInProcessFaultsPebble(t *testing.T) {
 		for _, seed := range []uint64{1, 2} {
 			t.Run(fmt.Sprintf("p=%d/seed=%d", p, seed), func(t *testing.T) {
 				t.Parallel()
-				in := newInjector(seed, quota)
-				var trickle atomic.Uint64
-				dir := t.TempDir()
-				fs, err := fsstore.Open(dir + "/ckpt")
-				if err != nil {
-					t.Fatal(err)
-				}
-				const records, keys = 60000, 400
-				o := testjob.Options{
-					Name: "chaos-pebble", Records: records, Keys: keys, Parallelism: p, OutDir: dir + "/out",
-					Rate:  float64(records) / 2 / float64(min(p, testjob.Splits)),
-					Fault: func(uint64) error { return in.fault("operator", 1.0/2000, true) },
-					Pause: func(seq uint64) bool {
-						if seq < records*3/4+trickle.Load() || len(in.missing()) == 0 {
-							return false
-						}
-						trickle.Add(1)
-						return true
-					},
-				}
-				cfg := engine.Config{
-					Store:              &flakyStore{Store: fs, in: in, p: 0.05},
-					StateBackend:       pebblestate.New(pebbleState(t)),
-					CheckpointInterval: 20 * time.Millisecond,
-					TolerableFailures:  2,
-					Restart:            engine.FixedDelayRestart(-1, time.Millisecond),
-					Faults:             in.hook(0.05),
-					Tick:               2 * time.Millisecond,
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-				defer cancel()
-				restarts := &restartCounter{}
-				cfg.Listener = restarts
-				if err := engine.Run(ctx, testjob.Build(o), cfg); err != nil {
-					t.Fatalf("run: %v (faults fired: %s)", err, in)
-				}
-				t.Logf("faults fired: %d (%s); restarts: %d", in.total(), in, restarts.n.Load())
-				lines, err := file.ReadCommitted(o.OutDir, "out")
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := testjob.Verify(lines, records, keys); err != nil {
-					t.Fatal(err)
-				}
+				in, restarts := runWithFaults(t, faultRun{name: "chaos-pebble", p: p, seed: seed, quota: quota, keys: 400,
+					stateBackend: pebblestate.New(pebbleState(t))})
 				// What matters for Pebble state: failed state uploads
 				// (declines) and restarts (restores, with local recovery).
 				// Which other kinds fire depends on timing.
-				if in.fired["store-put"]+in.fired[string(engine.FaultUpload)] == 0 || restarts.n.Load() == 0 {
-					t.Fatalf("no failed state upload or no restart (faults fired: %s; restarts: %d)", in, restarts.n.Load())
+				if in.fired["store-put"]+in.fired[string(engine.FaultUpload)] == 0 || restarts == 0 {
+					t.Fatalf("no failed state upload or no restart (faults fired: %s; restarts: %d)", in, restarts)
 				}
 			})
 		}

@@ -60,6 +60,8 @@ type taskEnv struct {
 	recordsIn, recordsOut atomic.Int64
 	// Durations of the latest barrier alignment and sink commit.
 	lastAlignment, lastCommit atomic.Int64
+	// What the subtask's connector reports (MetricsReporter).
+	gauges connectorGauges
 }
 
 // restoredState is a subtask's share of the restored checkpoint.

@@ -106,6 +106,12 @@ type OperatorStatus struct {
 	RecordsOut         int64  `json:"records_out"`
 	LastAlignmentNanos int64  `json:"last_alignment_ns"`
 	LastCommitNanos    int64  `json:"last_commit_ns"`
+	// Gauges of the current attempt, from connectors that report them
+	// (MetricsReporter); nil when none does, or when no attempt runs.
+	// SourceLagRecords sums the subtasks' lags; OpenTransactionAgeNanos is
+	// the oldest open transaction among the subtasks (0: none open).
+	SourceLagRecords        *int64 `json:"source_lag_records,omitempty"`
+	OpenTransactionAgeNanos *int64 `json:"open_transaction_age_ns,omitempty"`
 }
 
 const historySize = 20
@@ -216,6 +222,7 @@ func (c *Control) operatorsLocked() []OperatorStatus {
 		sortOperators(ops)
 		return ops
 	}
+	now := time.Now()
 	for _, v := range c.att.job.vertices {
 		o := OperatorStatus{Name: v.name, Kind: v.kind.String(), Parallelism: c.att.par[v]}
 		if b := c.base[v.name]; b != nil {
@@ -227,6 +234,7 @@ func (c *Control) operatorsLocked() []OperatorStatus {
 				o.RecordsOut += env.recordsOut.Load()
 				o.LastAlignmentNanos = max(o.LastAlignmentNanos, env.lastAlignment.Load())
 				o.LastCommitNanos = max(o.LastCommitNanos, env.lastCommit.Load())
+				env.gauges.addTo(&o, now)
 			}
 		}
 		ops = append(ops, o)
@@ -251,6 +259,9 @@ func (c *Control) attemptEnded(err error, state string) {
 	if c.att != nil {
 		for _, o := range c.operatorsLocked() {
 			o := o
+			// Gauges describe a running attempt; between attempts
+			// there is none to report.
+			o.SourceLagRecords, o.OpenTransactionAgeNanos = nil, nil
 			c.base[o.Name] = &o
 		}
 	}

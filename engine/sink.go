@@ -71,16 +71,20 @@ func (p *sinkProc[T]) open(c *Context) error {
 	p.s.env = c.env
 	p.s.flusher, _ = w.(Flusher)
 	p.s.tx, _ = w.(TransactionalSink)
+	p.s.metrics, _ = w.(MetricsReporter)
 	if p.s.tx != nil {
 		if err := p.s.tx.Recover(c.ctx, c.env.restored.committables); err != nil {
 			return fmt.Errorf("recover transactions of checkpoint %d: %w", c.env.restored.checkpointID, err)
 		}
 	}
+	publishMetrics(&p.s.env.gauges, p.s.metrics)
 	return nil
 }
 
 func (p *sinkProc[T]) process(records []T, _ *Output[struct{}]) error {
-	return p.w.Write(p.ctx, records)
+	err := p.w.Write(p.ctx, records)
+	publishMetrics(&p.s.env.gauges, p.s.metrics)
+	return err
 }
 
 func (p *sinkProc[T]) user() any       { return p.w }
@@ -94,6 +98,7 @@ type sinkSide struct {
 	env     *taskEnv
 	flusher Flusher
 	tx      TransactionalSink
+	metrics MetricsReporter // the writer, if it reports metrics
 	pending []checkpoint.Committable
 }
 
@@ -107,6 +112,7 @@ func (s *sinkSide) preCommit(ctx context.Context, id uint64) ([]checkpoint.Commi
 		return nil, nil
 	}
 	data, err := s.tx.PreCommit(ctx, id)
+	publishMetrics(&s.env.gauges, s.metrics) // its open transaction was just closed
 	if err != nil {
 		return nil, fmt.Errorf("pre-commit: %w", err)
 	}

@@ -63,6 +63,7 @@ type sourceTask[T any] struct {
 	env      *taskEnv
 	src      Source[T]
 	r        SourceReader[T]
+	metrics  MetricsReporter // r, if it reports metrics
 	out      *Output[T]
 	finished bool   // the input ended
 	finalID  uint64 // the final barrier injected (end of input, or stop with savepoint)
@@ -82,6 +83,8 @@ func (t *sourceTask[T]) run(ctx context.Context) error {
 	if c, ok := r.(io.Closer); ok {
 		defer c.Close()
 	}
+	t.metrics, _ = r.(MetricsReporter)
+	publishMetrics(&env.gauges, t.metrics)
 	var buf []T
 	for {
 		for _, c := range env.mb.drain() {
@@ -101,6 +104,7 @@ func (t *sourceTask[T]) run(ctx context.Context) error {
 			continue
 		}
 		buf, err = r.ReadBatch(ctx, buf[:0])
+		publishMetrics(&env.gauges, t.metrics)
 		for i := range buf {
 			t.out.Emit(buf[i])
 		}

@@ -47,7 +47,8 @@ type txnWriter[T any] struct {
 	adm         *kgo.Client // raw EndTxn, InitProducerID, ListTransactions
 	slots       []*slot
 	cur         *slot
-	lastBarrier uint64 // id of the latest PreCommit
+	curSince    time.Time // when cur's transaction got its first record
+	lastBarrier uint64    // id of the latest PreCommit
 	log         *slog.Logger
 }
 
@@ -130,8 +131,19 @@ func (w *txnWriter[T]) open() error {
 	}
 	s.res.reset()
 	s.state = slotOpen
-	w.cur = s
+	w.cur, w.curSince = s, time.Now()
 	return nil
+}
+
+// ConnectorMetrics reports since when the open transaction has been open
+// (engine.MetricsReporter): an age approaching TransactionTimeout means
+// the broker is about to abort it.
+func (w *txnWriter[T]) ConnectorMetrics() engine.ConnectorMetrics {
+	m := engine.ConnectorMetrics{Transactional: true}
+	if w.cur != nil {
+		m.OpenTransactionSince = w.curSince
+	}
+	return m
 }
 
 // PreCommit flushes the open transaction and waits for every produce

@@ -25,6 +25,7 @@ type partState struct {
 	pos  position
 	done bool // bounded: reached its stop offset
 	wm   partWatermark
+	end  int64 // end of the readable log at the latest fetch (see noteEnd)
 }
 
 // reader reads the partitions of one source subtask.
@@ -169,11 +170,15 @@ func (r *reader[K, V]) ReadBatch(ctx context.Context, dst []Message[K, V]) ([]Me
 	n0 := len(dst)
 	var derr error
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if derr != nil || len(fp.Records) == 0 {
+		if derr != nil {
 			return
 		}
 		st := r.parts[tp{fp.Topic, fp.Partition}]
 		if st == nil || st.done {
+			return
+		}
+		st.noteEnd(&fp.FetchPartition, !r.cfg.ReadUncommitted)
+		if len(fp.Records) == 0 {
 			return
 		}
 		dst, derr = r.take(st, fp.Records, dst)

@@ -62,6 +62,13 @@ func (r *Runner) WriteMetrics(w io.Writer) error {
 			add("onceflow_operator_parallelism", float64(o.Parallelism), "job", id, "operator", o.Name)
 			add("onceflow_operator_last_alignment_seconds", float64(o.LastAlignmentNanos)/1e9, "job", id, "operator", o.Name)
 			add("onceflow_operator_last_commit_seconds", float64(o.LastCommitNanos)/1e9, "job", id, "operator", o.Name)
+			// Only connectors that report these have them (nil otherwise).
+			if o.SourceLagRecords != nil {
+				add("onceflow_source_lag_records", float64(*o.SourceLagRecords), "job", id, "operator", o.Name)
+			}
+			if o.OpenTransactionAgeNanos != nil {
+				add("onceflow_sink_open_transaction_age_seconds", float64(*o.OpenTransactionAgeNanos)/1e9, "job", id, "operator", o.Name)
+			}
 		}
 	}
 	r.mu.Unlock()
@@ -101,18 +108,20 @@ func escapeLabel(s string) string {
 }
 
 var metricHelp = map[string]string{
-	"onceflow_job_state":                        "1 for the job's current runner state, 0 for the others.",
-	"onceflow_job_process_restarts_total":       "Job processes started again by the runner after a crash.",
-	"onceflow_job_failures_total":               "Job process failures seen by this runner.",
-	"onceflow_job_consecutive_failures":         "Failures in a row without progress (crash loop when > 1).",
-	"onceflow_job_engine_restarts_total":        "Restarts inside the current job process (engine restart strategy).",
-	"onceflow_checkpoints_completed_total":      "Completed checkpoints and savepoints seen by this runner.",
-	"onceflow_checkpoints_aborted_total":        "Aborted checkpoints seen by this runner.",
-	"onceflow_checkpoint_last_duration_seconds": "Duration of the last completed checkpoint.",
-	"onceflow_checkpoint_last_size_bytes":       "Size of the last completed checkpoint's state.",
-	"onceflow_operator_records_in_total":        "Records an operator received in the current job process.",
-	"onceflow_operator_records_out_total":       "Records an operator emitted in the current job process.",
-	"onceflow_operator_parallelism":             "Parallelism of an operator.",
-	"onceflow_operator_last_alignment_seconds":  "Longest barrier alignment of the operator's subtasks in the last checkpoint.",
-	"onceflow_operator_last_commit_seconds":     "Longest sink commit of the operator's subtasks after the last checkpoint.",
+	"onceflow_job_state":                         "1 for the job's current runner state, 0 for the others.",
+	"onceflow_job_process_restarts_total":        "Job processes started again by the runner after a crash.",
+	"onceflow_job_failures_total":                "Job process failures seen by this runner.",
+	"onceflow_job_consecutive_failures":          "Failures in a row without progress (crash loop when > 1).",
+	"onceflow_job_engine_restarts_total":         "Restarts inside the current job process (engine restart strategy).",
+	"onceflow_checkpoints_completed_total":       "Completed checkpoints and savepoints seen by this runner.",
+	"onceflow_checkpoints_aborted_total":         "Aborted checkpoints seen by this runner.",
+	"onceflow_checkpoint_last_duration_seconds":  "Duration of the last completed checkpoint.",
+	"onceflow_checkpoint_last_size_bytes":        "Size of the last completed checkpoint's state.",
+	"onceflow_operator_records_in_total":         "Records an operator received in the current job process.",
+	"onceflow_operator_records_out_total":        "Records an operator emitted in the current job process.",
+	"onceflow_operator_parallelism":              "Parallelism of an operator.",
+	"onceflow_operator_last_alignment_seconds":   "Longest barrier alignment of the operator's subtasks in the last checkpoint.",
+	"onceflow_operator_last_commit_seconds":      "Longest sink commit of the operator's subtasks after the last checkpoint.",
+	"onceflow_source_lag_records":                "Records a source is behind the end of its input, summed over its subtasks.",
+	"onceflow_sink_open_transaction_age_seconds": "Age of the oldest open transaction of a sink's subtasks (0: none open).",
 }

@@ -88,15 +88,12 @@ func (r *Runner) observe(e *entry, st engine.Status) {
 }
 
 // ioTotals sums the records the sources emitted and the sinks received.
-// Status does not say which operators are sources or sinks, so: operators
-// that received nothing but emitted are sources; operators that received
-// records but emitted none are sinks.
 func ioTotals(ops []engine.OperatorStatus) (in, out int64) {
 	for _, o := range ops {
-		switch {
-		case o.RecordsIn == 0 && o.RecordsOut > 0:
+		switch o.Kind {
+		case "source":
 			in += o.RecordsOut
-		case o.RecordsOut == 0 && o.RecordsIn > 0:
+		case "sink":
 			out += o.RecordsIn
 		}
 	}

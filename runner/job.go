@@ -65,6 +65,10 @@ type Job struct {
 	ConsecutiveFailures int        `json:"consecutive_failures,omitempty"`
 	NextStartAt         *time.Time `json:"next_start_at,omitempty"`
 	LastSavepoint       string     `json:"last_savepoint,omitempty"` // path (see RestorePoint)
+	// StopRequestedAt is set while a stop with savepoint is wanted and not
+	// done: a runner that restarts meanwhile stops the job again, with a
+	// new savepoint, once it runs (see resumeStop).
+	StopRequestedAt *time.Time `json:"stop_requested_at,omitempty"`
 }
 
 // JobView is a job with what its running process last reported.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/onceflow/onceflow/checkpoint"
 )
@@ -74,7 +75,8 @@ func (r *Runner) Trigger(ctx context.Context, id, act string) (*SavepointResult,
 			return nil, fmt.Errorf("%w: job %s is already stopping", ErrConflict, id)
 		}
 		e.stopping, e.stopOK, e.stopDone = true, false, make(chan struct{})
-		e.job.State = StateStopping
+		now := time.Now().UTC()
+		e.job.State, e.job.StopRequestedAt = StateStopping, &now
 		_ = r.saveLocked()
 	}
 	r.mu.Unlock()
@@ -88,10 +90,13 @@ func (r *Runner) Trigger(ctx context.Context, id, act string) (*SavepointResult,
 		close(e.stopDone)
 		if err != nil {
 			e.stopping = false
+			if r.ctx.Err() == nil { // closing: the next runner finishes the stop
+				e.job.StopRequestedAt = nil
+			}
 			if e.job.State == StateStopping {
 				e.job.State = StateRunning
-				_ = r.saveLocked()
 			}
+			_ = r.saveLocked()
 		}
 	}
 	if err != nil {

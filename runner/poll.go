@@ -47,6 +47,9 @@ func (r *Runner) observe(e *entry, st engine.Status) {
 		j.State, j.Reason = StateRunning, ""
 		save = true
 	}
+	if j.State == StateRunning && j.StopRequestedAt != nil && !e.stopping && !e.resumingStop {
+		r.resumeStopLocked(e)
+	}
 	if j.EngineJob == "" && st.Job != "" {
 		j.EngineJob = st.Job
 		save = true

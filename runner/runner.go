@@ -93,7 +93,9 @@ type entry struct {
 	stopping bool
 	stopDone chan struct{}
 	stopOK   bool
-	ctl      *controlClient // nil when no process runs
+	// resumingStop is set while resumeStop re-issues a stop with savepoint.
+	resumingStop bool
+	ctl          *controlClient // nil when no process runs
 
 	status     *engine.Status
 	statusAt   time.Time
@@ -159,8 +161,8 @@ func Open(cfg Config) (*Runner, error) {
 	for _, e := range r.jobs {
 		if Active(e.job.State) {
 			r.log.Info("resuming job after runner start", "job", e.job.ID, "state", e.job.State)
-			if e.job.State == StateStopping { // the stop died with the old runner
-				e.job.State = StateStarting
+			if e.job.State == StateStopping || e.job.StopRequestedAt != nil {
+				r.keepStopIntentLocked(e)
 			}
 			r.superviseLocked(e)
 		}

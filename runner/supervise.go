@@ -39,6 +39,9 @@ func (r *Runner) supervise(e *entry) {
 		job := *e.job
 		r.mu.Unlock()
 
+		if !r.waitNextStart(ctx, e, job.NextStartAt) {
+			continue // a command, or the runner closing: the loop sees which
+		}
 		p, err := r.startProcess(ctx, e, &job)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -50,10 +53,7 @@ func (r *Runner) supervise(e *entry) {
 				r.finish(e, StateFailed, err.Error())
 				continue
 			}
-			if !r.backoff(ctx, e, err.Error()) {
-				r.markSupervisorDone(e)
-				return
-			}
+			r.backoff(e, err.Error())
 			continue
 		}
 		out := r.watch(ctx, e, p)
@@ -64,7 +64,7 @@ func (r *Runner) supervise(e *entry) {
 		if out.interrupted { // a command ended the process; the loop applies it
 			continue
 		}
-		r.classify(ctx, e, p, out)
+		r.classify(e, p, out)
 	}
 }
 
@@ -87,6 +87,7 @@ func (r *Runner) applyLocked(e *entry, cmd *command) {
 		}
 		j.State, j.Reason, j.EndedAt, j.NextStartAt = StateStarting, "", nil, nil
 		j.ConsecutiveFailures = 0
+		j.StopRequestedAt = nil // a restore replaces any stop still pending
 		r.log.Info("restoring job", "job", j.ID, "from", j.Restore, "parallelism", j.Parallelism)
 		_ = r.saveLocked()
 	}
@@ -96,7 +97,7 @@ func (r *Runner) endLocked(e *entry, state, reason string) {
 	now := time.Now().UTC()
 	j := e.job
 	j.State, j.Reason, j.EndedAt, j.NextStartAt = state, reason, &now, nil
-	j.PID, j.PIDStart = 0, 0
+	j.PID, j.PIDStart, j.StopRequestedAt = 0, 0, nil
 	r.log.Info("job ended", "job", j.ID, "state", state, "reason", reason)
 	_ = r.saveLocked()
 }
@@ -290,7 +291,7 @@ func (r *Runner) terminate(p *process) {
 }
 
 // classify decides what a process exit means for the job.
-func (r *Runner) classify(ctx context.Context, e *entry, p *process, _ exitInfo) {
+func (r *Runner) classify(e *entry, p *process, _ exitInfo) {
 	tail := readTail(p.logPath, p.logFrom, 4096)
 	how := describeExit(p.state, p.waitErr)
 	code := -1
@@ -350,27 +351,26 @@ func (r *Runner) classify(ctx context.Context, e *entry, p *process, _ exitInfo)
 		e.job.ConsecutiveFailures = 0
 		r.mu.Unlock()
 	}
-	r.backoff(ctx, e, reason)
+	r.backoff(e, reason)
 }
 
-// backoff records a failure and waits out the restart policy's delay. It
-// returns false when the runner is closing. When the policy gives up, the
-// job fails.
-func (r *Runner) backoff(ctx context.Context, e *entry, reason string) bool {
+// backoff records a failure and when the restart policy lets the next
+// process start (Job.NextStartAt, durable: a runner restarted meanwhile
+// waits out the same delay). When the policy gives up, the job fails.
+func (r *Runner) backoff(e *entry, reason string) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	j := e.job
 	j.ConsecutiveFailures++
 	pol, err := parseRestartPolicy(j.Restart)
 	if err != nil { // validated at submit; a hand-edited table may still be wrong
 		r.endLocked(e, StateFailed, err.Error())
-		r.mu.Unlock()
-		return true
+		return
 	}
 	delay, ok := pol.next(j.ConsecutiveFailures)
 	if !ok {
 		r.endLocked(e, StateFailed, fmt.Sprintf("restart policy %s gives up after %d failures in a row; last: %s", j.Restart, j.ConsecutiveFailures, reason))
-		r.mu.Unlock()
-		return true
+		return
 	}
 	at := time.Now().Add(delay).UTC()
 	j.State, j.NextStartAt, j.PID, j.PIDStart = StateRestarting, &at, 0, 0
@@ -379,17 +379,30 @@ func (r *Runner) backoff(ctx context.Context, e *entry, reason string) bool {
 		j.Reason = fmt.Sprintf("crash-looping: %d failures in a row; last: %s", j.ConsecutiveFailures, reason)
 	}
 	e.metrics.failures++
-	id, failures := j.ID, j.ConsecutiveFailures
 	_ = r.saveLocked()
-	r.mu.Unlock()
-	r.log.Warn("job restarting", "job", id, "delay", delay, "failures", failures, "reason", reason)
+	r.log.Warn("job restarting", "job", j.ID, "delay", delay, "at", at, "failures", j.ConsecutiveFailures, "reason", reason)
+}
+
+// waitNextStart waits until at (nil: start now). It returns false when a
+// command arrived or the runner is closing: the supervisor loop then applies
+// the command (a restore starts at once) or returns.
+func (r *Runner) waitNextStart(ctx context.Context, e *entry, at *time.Time) bool {
+	if at == nil {
+		return true
+	}
+	delay := time.Until(*at)
+	if delay <= 0 {
+		return true
+	}
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {
 	case <-t.C:
-	case <-e.wake: // a command: the loop applies it at once
+		return true
+	case <-e.wake:
+		notify(e.wake) // leave it for the loop, which takes the command with it
+		return false
 	case <-ctx.Done():
 		return false
 	}
-	return true
 }

@@ -158,6 +158,7 @@ func Open(cfg Config) (*Runner, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.sweepBinariesLocked()
 	for _, e := range r.jobs {
 		if Active(e.job.State) {
 			r.log.Info("resuming job after runner start", "job", e.job.ID, "state", e.job.State)

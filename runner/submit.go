@@ -240,6 +240,11 @@ func (r *Runner) Submit(ctx context.Context, req SubmitRequest) (*JobView, error
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Deleting the last job of an uploaded binary removes it, under r.mu:
+	// check again that it is there now that the job will hold it.
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("%w: binary %s: removed with the last job that ran it; upload it again: %v", ErrInvalid, bin, err)
+	}
 	r.tbl.Jobs = append(r.tbl.Jobs, j)
 	e := &entry{job: j, wake: make(chan struct{}, 1)}
 	r.jobs[id] = e

@@ -266,3 +266,14 @@ func arg(pos []string, i int) string {
 	}
 	return ""
 }
+
+func runDelete(args []string) error {
+	fs, c := newCLI("delete")
+	pos, err := parse(fs, args, 1, 1, "[flags] JOB")
+	if err != nil {
+		return err
+	}
+	return call(c, func(cl *client.Client, ctx context.Context) (map[string]string, error) {
+		return map[string]string{"deleted": pos[0]}, cl.DeleteJob(ctx, pos[0])
+	}, func(map[string]string) { fmt.Printf("deleted job %s\n", pos[0]) })
+}

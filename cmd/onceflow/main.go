@@ -6,7 +6,7 @@
 //	onceflow dev   [--kafka 127.0.0.1:9092] [--addr ...] [--data DIR]
 //	onceflow demo  (dev + build and submit the word count and a load generator)
 //	onceflow submit | jobs | status | checkpoint | savepoint | stop | cancel |
-//	         restore | checkpoints | savepoints | delete-savepoint
+//	         restore | checkpoints | savepoints | delete-savepoint | delete
 package main
 
 import (
@@ -37,6 +37,7 @@ var commands = map[string]command{
 	"checkpoints":      {"list a job's checkpoints and savepoints: checkpoints JOB", runCheckpoints},
 	"savepoints":       {"list every job's savepoints", runSavepoints},
 	"delete-savepoint": {"delete a savepoint: delete-savepoint PATH", runDeleteSavepoint},
+	"delete":           {"delete an ended job, its checkpoints and uploaded binary: delete JOB", runDelete},
 }
 
 // errUsage marks a bad command line (exit status 2).

@@ -193,6 +193,14 @@ func (s *server) savepoints(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, http.StatusOK, pts)
 }
 
+func (s *server) deleteJob(w http.ResponseWriter, req *http.Request) {
+	if err := s.r.Delete(req.Context(), req.PathValue("id")); err != nil {
+		s.fail(w, req, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *server) deleteSavepoint(w http.ResponseWriter, req *http.Request) {
 	path := strings.TrimPrefix(req.PathValue("path"), "/")
 	if err := s.r.DeleteSavepoint(req.Context(), path); err != nil {

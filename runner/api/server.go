@@ -94,6 +94,7 @@ func Handler(r *runner.Runner, cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/jobs", s.listJobs)
 	mux.HandleFunc("POST /v1/jobs", s.submit)
 	mux.HandleFunc("GET /v1/jobs/{id}", s.getJob)
+	mux.HandleFunc("DELETE /v1/jobs/{id}", s.deleteJob)
 	mux.HandleFunc("POST /v1/jobs/{id}/checkpoint", s.trigger("checkpoint"))
 	mux.HandleFunc("POST /v1/jobs/{id}/savepoint", s.trigger("savepoint"))
 	mux.HandleFunc("POST /v1/jobs/{id}/stop", s.trigger("stop"))

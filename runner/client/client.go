@@ -171,3 +171,9 @@ func (c *Client) Savepoints(ctx context.Context) ([]runner.RestorePoint, error) 
 func (c *Client) DeleteSavepoint(ctx context.Context, path string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/savepoints/"+path, nil, "", nil)
 }
+
+// DeleteJob deletes a job that has ended, with its checkpoints and its
+// uploaded binary (see runner.Runner.Delete).
+func (c *Client) DeleteJob(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/jobs/"+url.PathEscape(id), nil, "", nil)
+}

@@ -3,7 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +59,7 @@ func TestSavepointRoundTrip(t *testing.T) {
 
 	j1 := submit("--parallelism", "2")
 	waitJob(t, onceflow, url, j1, time.Minute, "running with a checkpoint", checkpointed)
+	connectorMetrics(t, url, j1)
 	var sp runner.SavepointResult
 	cliJSON(t, onceflow, url, &sp, "savepoint", j1) // a savepoint that does not stop the job
 	if sp.Path == "" {
@@ -97,6 +103,74 @@ func TestSavepointRoundTrip(t *testing.T) {
 		t.Fatalf("deleting a deleted savepoint: %v", err)
 	}
 	mustCLI(t, onceflow, url, "cancel", j2)
+
+	// Deleting the ended jobs: refused while a job has savepoints; the
+	// shared uploaded binary goes with the last job that runs it.
+	bin := status(t, onceflow, url, j2).Binary
+	waitJob(t, onceflow, url, j2, time.Minute, "cancelled", func(v *runner.JobView) bool { return v.State == runner.StateCancelled })
+	if _, err := cli(onceflow, url, "delete", j1); err == nil || !strings.Contains(err.Error(), "HTTP 409") || !strings.Contains(err.Error(), sp1) {
+		t.Fatalf("deleting %s, which has savepoint %s: %v", j1, sp1, err)
+	}
+	for _, p := range []string{sp1, sp2} {
+		mustCLI(t, onceflow, url, "delete-savepoint", p)
+	}
+	mustCLI(t, onceflow, url, "delete", j1)
+	if _, err := cli(onceflow, url, "status", j1); err == nil || !strings.Contains(err.Error(), "HTTP 404") {
+		t.Fatalf("status of deleted job %s: %v", j1, err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("binary of %s, which still has job %s, was removed: %v", j1, j2, err)
+	}
+	cliJSON(t, onceflow, url, &pts, "savepoints")
+	for _, p := range pts {
+		if p.Job == j2 {
+			mustCLI(t, onceflow, url, "delete-savepoint", p.Path)
+		}
+	}
+	mustCLI(t, onceflow, url, "delete", j2)
+	if _, err := os.Stat(bin); !os.IsNotExist(err) {
+		t.Fatalf("uploaded binary %s after deleting its last job: %v", bin, err)
+	}
+}
+
+// connectorMetrics checks that /metrics has the Kafka connectors' gauges of
+// the word count job id, and an open transaction between checkpoints.
+func connectorMetrics(t *testing.T, url, id string) {
+	t.Helper()
+	lag := regexp.MustCompile(`(?m)^onceflow_source_lag_records\{job="` + id + `",operator="lines"\} (\S+)$`)
+	age := regexp.MustCompile(`(?m)^onceflow_sink_open_transaction_age_seconds\{job="` + id + `",operator="out"\} (\S+)$`)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get(url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(body)
+		for _, family := range []string{"onceflow_source_lag_records", "onceflow_sink_open_transaction_age_seconds"} {
+			if !strings.Contains(text, "# TYPE "+family+" gauge\n") {
+				t.Fatalf("/metrics lacks the %s family:\n%s", family, text)
+			}
+		}
+		l, a := lag.FindStringSubmatch(text), age.FindStringSubmatch(text)
+		if l == nil || a == nil {
+			t.Fatalf("/metrics lacks job %s's source lag or open transaction age:\n%s", id, text)
+		}
+		if v, err := strconv.ParseFloat(l[1], 64); err != nil || v < 0 {
+			t.Fatalf("source lag %q", l[1])
+		}
+		if v, err := strconv.ParseFloat(a[1], 64); err == nil && v > 0 && v < 60 {
+			return // a transaction open between checkpoints
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no open transaction age in (0, 60s) seen in a minute; last %s", a[0])
+		}
+		time.Sleep(20 * time.Millisecond) // a gauge has no change event
+	}
 }
 
 func hasPoint(pts []runner.RestorePoint, path string) bool {

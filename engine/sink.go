@@ -10,7 +10,8 @@ import (
 
 // SinkWriter writes records to an external system. One instance runs per
 // sink subtask. Optional capabilities: Flusher (at-least-once sinks),
-// TransactionalSink (exactly-once), CheckpointListener, io.Closer.
+// TransactionalSink (exactly-once), CheckpointListener, MetricsReporter,
+// io.Closer.
 type SinkWriter[T any] interface {
 	Write(ctx context.Context, records []T) error
 }

@@ -20,7 +20,7 @@ type Source[T any] interface {
 }
 
 // SourceReader reads one subtask's splits. Optional capabilities:
-// WatermarkSource, CheckpointListener, io.Closer.
+// WatermarkSource, CheckpointListener, MetricsReporter, io.Closer.
 type SourceReader[T any] interface {
 	// ReadBatch appends the next records to dst. It must return promptly
 	// (within ~10 ms) when no data is available, possibly with no records,

@@ -40,17 +40,22 @@ type backend struct {
 	mapTags map[uint32]bool
 
 	// Record path only.
-	kg          int
-	owned       bool
-	key         []byte
-	kbuf, vbuf  []byte
-	last        lastRead
-	cache       map[string]*entry
-	prefixes    map[string]map[string]struct{} // map-state keys by (state, key) prefix
-	cacheBytes  int64
+	kg         int
+	owned      bool
+	key        []byte
+	kbuf, vbuf []byte
+	last       lastRead
+	cache      map[string]*entry
+	prefixes   map[string]map[string]struct{} // map-state keys by (state, key) prefix
+	cacheBytes int64
+	// complete: the cache holds every key of the database (it was empty
+	// or loaded whole when opened, and nothing was evicted since), so a
+	// miss is an absent key and needs no Pebble read.
+	complete    bool
 	epoch       uint64 // current epoch
 	appliedSeen uint64 // newest applied epoch the record path has seen
 	dirty       []ref  // entries written in the current epoch
+	spare       []ref  // an applied epoch's list, emptied, for reuse (under qmu)
 	dirtyBytes  int64
 	frozen      []*pendingApply // snapshots not yet seen applied, oldest first
 	frozenBytes int64
@@ -64,6 +69,7 @@ type backend struct {
 	qmu     sync.Mutex
 	queue   []*pendingApply // created, not yet applied, oldest first
 	wmu     sync.Mutex      // serializes writes to Pebble
+	sorter  refSorter       // writeGeneration's, under wmu
 	cmu     sync.Mutex
 	chain   chainState
 	decls   []stateDecl // states as of the latest Register, for snapshots
@@ -185,6 +191,10 @@ func (b *backend) Get(id state.ID, userKey []byte) ([]byte, bool, error) {
 	if e, ok := b.cacheGet(k); ok {
 		b.remember(id, userKey, k, prefix, e)
 		return e.val, !e.del, nil
+	}
+	if b.complete {
+		b.last.e = nil
+		return nil, false, nil
 	}
 	v, closer, err := b.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {

@@ -88,10 +88,14 @@ func (b *backend) open(ctx context.Context, restore []checkpoint.Handle, from st
 			return fmt.Errorf("open pebble: %w", err)
 		}
 		b.db = db
+		b.complete = true
 		return nil
 	}
 	start := time.Now()
 	if err := b.restore(ctx, restore, from); err != nil {
+		return err
+	}
+	if err := b.warm(); err != nil {
 		return err
 	}
 	statsMu.Lock()

@@ -95,8 +95,9 @@ func verify(t testing.TB, bs []state.Backend, ids []states, m *model, keys int, 
 
 // TestModel runs random value and map operations with snapshots, restores
 // and rescalings in between, against a model: a tiny write cache makes the
-// record path spill, so every path (dirty, frozen, clean, spilled, Pebble)
-// is exercised.
+// record path spill and evict, so every path (dirty, frozen, clean, spilled,
+// Pebble, partly warmed) is exercised; a big one holds the whole state, so
+// a miss is an absent key and restores load everything into the cache.
 func TestModel(t *testing.T) {
 	for _, cache := range []int64{32 << 10, 64 << 20} {
 		t.Run(fmt.Sprintf("cache=%d", cache), func(t *testing.T) {
@@ -118,6 +119,7 @@ func TestModel(t *testing.T) {
 			snaps := map[uint64]*model{}
 			manifests := map[uint64]*checkpoint.Manifest{}
 			var id uint64
+			var completeRestores, partialRestores int
 			for step := 0; step < 2500; step++ {
 				key := fmt.Sprint("k", rng.IntN(keys))
 				kg := kgOf(key, h.maxPar)
@@ -193,6 +195,16 @@ func TestModel(t *testing.T) {
 					ids = make([]states, par)
 					for i, b := range bs {
 						ids[i] = register(t, b)
+						// The big cache takes the whole restored state
+						// (reads never go to Pebble); the tiny one
+						// soon only part of it.
+						if b.(*backend).complete {
+							completeRestores++
+						} else if cache > 1<<20 {
+							t.Fatalf("step %d: restored cache not complete with a budget of %d bytes", step, cache)
+						} else {
+							partialRestores++
+						}
 					}
 					m = snaps[from].clone()
 					verify(t, bs, ids, m, keys, h.maxPar, fmt.Sprintf("step %d after restoring %d at p=%d", step, from, par))
@@ -200,6 +212,10 @@ func TestModel(t *testing.T) {
 			}
 			verify(t, bs, ids, m, keys, h.maxPar, "end")
 			closeAll(t, bs)
+			t.Logf("restored subtasks: %d with the whole state in the cache, %d with part of it", completeRestores, partialRestores)
+			if completeRestores == 0 || (cache < 1<<20 && partialRestores == 0) {
+				t.Fatalf("a restore path was not taken")
+			}
 		})
 	}
 }

@@ -78,6 +78,8 @@ func main() {
 	rate := flag.Int("rate", 20000, "worker latency: records per second")
 	interval := flag.Duration("interval", 100*time.Millisecond, "worker latency: checkpoint interval")
 	duration := flag.Duration("duration", 10*time.Second, "worker latency: producing time")
+	only := flag.String("only", "", "worker throughput: run only the scenarios whose name contains this")
+	cpuProfile := flag.String("cpuprofile", "", "worker throughput: write a CPU profile of each scenario's job run (not the input writing) to this file, suffixed .<scenario index>")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var err error
@@ -85,7 +87,7 @@ func main() {
 	case "":
 		err = suite(*quick, *outDir, *records, *keys, *rounds)
 	case "throughput":
-		err = workerThroughput(*records, *keys, 100, *verify)
+		err = workerThroughput(*records, *keys, 100, *verify, *only, *cpuProfile)
 	case "latency":
 		err = workerLatency(*rate, *interval, *duration, min(2*time.Second, *duration/4))
 	default:

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,7 +36,7 @@ type bytesMsg = kafka.Message[[]byte, []byte]
 
 // workerThroughput runs the scenarios bench/kafka lacks, once each, on one
 // input, and prints their results as JSON.
-func workerThroughput(records, keys, valueSize int, verify bool) error {
+func workerThroughput(records, keys, valueSize int, verify bool, only, cpuProfile string) error {
 	dir, err := os.MkdirTemp("", "onceflow-bench-suite-")
 	if err != nil {
 		return err
@@ -68,6 +70,9 @@ func workerThroughput(records, keys, valueSize int, verify bool) error {
 	}
 	var results []result
 	for i, s := range scens {
+		if !strings.Contains(s.name, only) {
+			continue
+		}
 		out := fmt.Sprintf("suite-out-%d", i)
 		if err := kafka.CreateTopic(ctx, brokers, out, 4); err != nil {
 			return err
@@ -86,13 +91,19 @@ func workerThroughput(records, keys, valueSize int, verify bool) error {
 		} else {
 			job = copyJob(brokers, in, out, true)
 		}
+		stopProfile, err := startProfile(cpuProfile, i)
+		if err != nil {
+			return err
+		}
 		cpu0 := cpuSeconds()
 		start := time.Now()
-		if err := engine.Run(ctx, job, cfg); err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
-		}
+		err = engine.Run(ctx, job, cfg)
 		elapsed := time.Since(start).Seconds()
 		cpu := cpuSeconds() - cpu0
+		stopProfile()
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
 		if verify && s.count {
 			rep, err := kafkajob.Verify(ctx, brokers, in, out, false)
 			if err != nil {
@@ -119,6 +130,23 @@ func workerThroughput(records, keys, valueSize int, verify bool) error {
 		os.RemoveAll(filepath.Join(dir, "state-"+out))
 	}
 	return json.NewEncoder(os.Stdout).Encode(results)
+}
+
+// startProfile starts a CPU profile of scenario i's job run into
+// "<path>.<i>" (the input writing and the verification stay out of it).
+func startProfile(path string, i int) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%d", path, i))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // copyJob copies keys and values unchanged (as bench/kafka's pass-through

@@ -49,16 +49,17 @@ type Echo struct {
 }
 
 // Encode is the output value: "key partition offset count".
-func (e Echo) Encode() string {
-	var b []byte
+func (e Echo) Encode() string { return string(e.Append(nil)) }
+
+// Append appends the output value to b.
+func (e Echo) Append(b []byte) []byte {
 	b = append(b, e.Key...)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(e.Partition), 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, e.Offset, 10)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, e.N, 10)
-	return string(b)
+	return strconv.AppendInt(b, e.N, 10)
 }
 
 // Decode parses an output value.
@@ -104,7 +105,7 @@ func Build(o Options) *engine.Job {
 	kafka.Sink(echoes, "out", kafka.SinkConfig[Echo]{
 		Brokers: o.Brokers, Topic: o.Output, Guarantee: o.Guarantee, TransactionalIDPrefix: o.TxnPrefix,
 		Key:   kafka.SerializerFunc[Echo](func(_ string, e Echo) ([]byte, error) { return []byte(e.Key), nil }),
-		Value: kafka.SerializerFunc[Echo](func(_ string, e Echo) ([]byte, error) { return []byte(e.Encode()), nil }),
+		Value: kafka.SerializerFunc[Echo](func(_ string, e Echo) ([]byte, error) { return e.Append(make([]byte, 0, 32)), nil }),
 	})
 	return job
 }

@@ -21,7 +21,8 @@
 // "<prefix>-<operator>-<subtask>-<slot>". Records go into a transaction on
 // one id; on barrier n (PreCommit) the sink flushes, waits for every produce
 // result and returns the committable (transactional id, producer id, epoch
-// as returned by the last produce). The next records open a transaction on
+// as returned by the produces, and the position of the transaction's first
+// record). The next records open a transaction on
 // another id. When checkpoint n completes the transaction is committed. An
 // id is reused only after a later checkpoint has completed whose snapshot
 // was taken after the commit, so no restore point can still name the old
@@ -30,7 +31,13 @@
 //
 // Recover, at the start of every attempt, commits the restored committables
 // with a raw EndTxn(commit) through the client, never InitProducerID (which
-// would abort them). "Already committed" is success; a transaction the broker
+// would abort them). Because an explicitly restored older savepoint may name
+// an id that was reused since, it first asks the leader of the first
+// record's partition whether the producer's open transaction starts at that
+// record, and sends the EndTxn only if so or if no transaction is open at the
+// committable's producer id and epoch (see txncheck.go); a later transaction
+// open at the same epoch (brokers without KIP-890) means the restored one was
+// committed. "Already committed" is success; a transaction the broker
 // aborted (expired) or fenced stops the job with an error that says so: the
 // checkpoint's output would be lost. Then it lists the open transactions of
 // the prefix and aborts those this subtask owns (the ids of old subtasks j

@@ -9,7 +9,8 @@ import (
 
 // results collects the outcome of asynchronous produces: the first error,
 // and, for a transaction, the producer id and epoch its records were
-// written with. The client calls promises from its own goroutines.
+// written with and the position of its first acknowledged record. The
+// client calls promises from its own goroutines.
 type results struct {
 	mu      sync.Mutex
 	err     error
@@ -17,6 +18,7 @@ type results struct {
 	set     bool
 	pid     int64
 	epoch   int16
+	first   recordPos
 	promise func(*kgo.Record, error) // r.done, allocated once
 }
 
@@ -38,7 +40,12 @@ func (r *results) done(rec *kgo.Record, err error) {
 	r.acked++
 	switch {
 	case !r.set:
+		// Promises of one partition run in offset order, so the first
+		// acknowledged record is the first its partition got from this
+		// transaction: the offset the leader reports as the transaction's
+		// start on that partition while it is open.
 		r.pid, r.epoch, r.set = rec.ProducerID, rec.ProducerEpoch, true
+		r.first = recordPos{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
 	case (rec.ProducerID != r.pid || rec.ProducerEpoch != r.epoch) && r.err == nil:
 		// One transaction must be written by one producer id and epoch:
 		// a change means the client re-initialized mid-transaction, which
@@ -60,6 +67,7 @@ type outcome struct {
 	acked int64
 	pid   int64
 	epoch int16
+	first recordPos
 	ok    bool // at least one record was acknowledged
 }
 
@@ -67,11 +75,11 @@ type outcome struct {
 func (r *results) snapshot() (outcome, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return outcome{acked: r.acked, pid: r.pid, epoch: r.epoch, ok: r.set}, r.err
+	return outcome{acked: r.acked, pid: r.pid, epoch: r.epoch, first: r.first, ok: r.set}, r.err
 }
 
 func (r *results) reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.err, r.acked, r.set, r.pid, r.epoch = nil, 0, false, 0, 0
+	r.err, r.acked, r.set, r.pid, r.epoch, r.first = nil, 0, false, 0, 0, recordPos{}
 }

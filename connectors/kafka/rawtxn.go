@@ -44,7 +44,7 @@ func commitRaw(ctx context.Context, cl *kgo.Client, c committable, timeout time.
 		case errors.Is(err, kerr.InvalidTxnState):
 			return fmt.Errorf("%w: %s was aborted by the broker (most likely its transaction timeout expired before it was committed): %v", errTxnLost, c, err)
 		case errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch):
-			return fmt.Errorf("%w: %s was fenced: another producer initialized the transactional id (a second job with the same transactional id prefix?): %v", errTxnLost, c, err)
+			return fmt.Errorf("%w: %s was fenced: the transactional id moved to a later epoch, because another producer initialized it (a second job with the same transactional id prefix?), or the broker aborted it, or (restoring a checkpoint older than the latest) a later transaction of this sink ran on it, in which case it was committed but the broker cannot tell: %v", errTxnLost, c, err)
 		case errors.Is(err, kerr.InvalidProducerIDMapping), errors.Is(err, kerr.TransactionalIDNotFound):
 			return fmt.Errorf("%w: the broker no longer knows %s (expired transactional id): %v", errTxnLost, c, err)
 		}

@@ -53,15 +53,20 @@ func (w *txnWriter[T]) Recover(ctx context.Context, cs []checkpoint.Committable)
 }
 
 // commitRecovered commits a transaction prepared by another process or
-// attempt. A lost transaction stops the job: restarting cannot bring its
-// output back, and going on would silently skip it.
+// attempt, after making sure that the transaction open on its id is this
+// one (commitChecked). A lost transaction stops the job: restarting cannot
+// bring its output back, and going on would silently skip it.
 func (w *txnWriter[T]) commitRecovered(ctx context.Context, ckpt uint64, c committable) error {
-	err := commitRaw(ctx, w.adm, c, w.cfg.CommitTimeout)
+	done, err := commitChecked(ctx, w.adm, c, w.cfg.CommitTimeout)
 	switch {
 	case err == nil:
+		if done {
+			w.log.Info("restored transaction was committed before, and a later transaction is open on its id: left to the abort of leftovers",
+				"checkpoint", ckpt, "transaction", c.String())
+		}
 		return nil
 	case errors.Is(err, errTxnLost):
 		return engine.Permanent(fmt.Errorf("checkpoint %d is complete but its Kafka output cannot be committed, so exactly-once delivery is broken: %w", ckpt, err))
 	}
-	return fmt.Errorf("checkpoint %d: %w", ckpt, err)
+	return fmt.Errorf("checkpoint %d: %w", ckpt, explain(err))
 }

@@ -148,7 +148,8 @@ func (w *txnWriter[T]) ConnectorMetrics() engine.ConnectorMetrics {
 
 // PreCommit flushes the open transaction and waits for every produce
 // result: one failed record fails the checkpoint. The committable carries
-// the producer id and epoch the records were written with.
+// the producer id and epoch the records were written with, and where its
+// first record went (see committable.First).
 func (w *txnWriter[T]) PreCommit(ctx context.Context, id uint64) ([]byte, error) {
 	w.lastBarrier = id
 	s := w.cur
@@ -165,7 +166,7 @@ func (w *txnWriter[T]) PreCommit(ctx context.Context, id uint64) ([]byte, error)
 		}
 		return nil, fmt.Errorf("checkpoint %d: transaction %q: %w", id, s.id, explain(err))
 	}
-	c := committable{TxnID: s.id, ProducerID: o.pid, Epoch: o.epoch}
+	c := committable{TxnID: s.id, ProducerID: o.pid, Epoch: o.epoch, First: o.first}
 	s.state, s.prepared = slotPrepared, c
 	w.cur = nil
 	w.log.Debug("pre-committed", "checkpoint", id, "transaction", c.String(), "records", o.acked)
@@ -257,6 +258,8 @@ func explain(err error) error {
 	switch {
 	case errors.Is(err, kerr.InvalidTransactionTimeout):
 		return fmt.Errorf("%w (the sink's TransactionTimeout exceeds the broker's transaction.max.timeout.ms)", err)
+	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
+		return fmt.Errorf("%w (recovery checks which transaction is open before committing a restored one: the sink's principal needs Read on its output topics for DescribeProducers and Describe on its transactional ids)", err)
 	case errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch):
 		return fmt.Errorf("%w (another producer took over the transactional id: is a second job using the same TransactionalIDPrefix?)", err)
 	}

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -15,21 +16,49 @@ func TestCommittableRoundTrip(t *testing.T) {
 		{TxnID: "job-out-0-0", ProducerID: 0, Epoch: 0},
 		{TxnID: "p-o-12-7", ProducerID: 1<<62 + 5, Epoch: 32766},
 		{TxnID: "x", ProducerID: -1, Epoch: -1},
+		{TxnID: "job-out-0-0", ProducerID: 3, Epoch: 1, First: recordPos{Topic: "out", Partition: 0, Offset: 0}},
+		{TxnID: "p-o-12-7", ProducerID: 1<<62 + 5, Epoch: 32766, First: recordPos{Topic: "t.x_y", Partition: 1<<31 - 1, Offset: 1<<62 + 1}},
 	} {
 		got, err := decodeCommittable(c.encode())
 		if err != nil || got != c {
 			t.Errorf("round trip of %v: got %v, %v", c, got, err)
 		}
 	}
-	for _, bad := range [][]byte{nil, {}, {2}, {1}, {1, 0}, {1, 0, 0}, {1, 0, 0, 5, 'a'}, {1, 0, 0, 0}} {
+	for _, bad := range [][]byte{nil, {}, {3}, {1}, {1, 0}, {1, 0, 0}, {1, 0, 0, 5, 'a'}, {1, 0, 0, 0}, {1, 0, 0, 1, 'a', 0},
+		{2, 0, 0, 1, 'a'}, {2, 0, 0, 1, 'a', 0, 0, 0}, {2, 0, 0, 1, 'a', 1, 't', 1, 0}, {2, 0, 0, 1, 'a', 1, 't', 0, 1},
+		{2, 0, 0, 1, 'a', 1, 't', 0, 0, 0}} {
 		if _, err := decodeCommittable(bad); !errors.Is(err, errBadCommittable) {
 			t.Errorf("decode %v: %v, want errBadCommittable", bad, err)
 		}
 	}
 }
 
+// TestCommittableVersions pins the encodings: committables in existing
+// checkpoints (version 1, without the first record) must keep decoding, and
+// are then committed without the identity check, as when they were written.
+func TestCommittableVersions(t *testing.T) {
+	v1 := []byte{1, 14, 6, 11, 'j', 'o', 'b', '-', 'o', 'u', 't', '-', '0', '-', '2'}
+	want := committable{TxnID: "job-out-0-2", ProducerID: 7, Epoch: 3}
+	if got, err := decodeCommittable(v1); err != nil || got != want || got.First.known() {
+		t.Fatalf("version 1: got %+v, %v; want %+v without a first record", got, err, want)
+	}
+	if got := want.encode(); !bytes.Equal(got, v1) {
+		t.Fatalf("a committable without a first record encodes as %v, want version 1 %v", got, v1)
+	}
+	want.First = recordPos{Topic: "out", Partition: 1, Offset: 1000}
+	v2 := append([]byte{2}, v1[1:]...)
+	v2 = append(v2, 3, 'o', 'u', 't', 2, 0xd0, 0x0f)
+	if got, err := decodeCommittable(v2); err != nil || got != want {
+		t.Fatalf("version 2: got %+v, %v; want %+v", got, err, want)
+	}
+	if got := want.encode(); !bytes.Equal(got, v2) {
+		t.Fatalf("encoding %+v: %v, want %v", want, got, v2)
+	}
+}
+
 func FuzzDecodeCommittable(f *testing.F) {
 	f.Add(committable{TxnID: "a-b-0-1", ProducerID: 7, Epoch: 3}.encode())
+	f.Add(committable{TxnID: "a-b-0-1", ProducerID: 7, Epoch: 3, First: recordPos{Topic: "t", Partition: 2, Offset: 99}}.encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCommittable(b)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/onceflow/onceflow/engine/state"
@@ -119,7 +120,7 @@ func (b *backend) applyLocked(seq uint64) error {
 		if p.err != nil {
 			return b.fail(fmt.Errorf("write checkpoint %d's changes to the local database: %w", p.id, p.err))
 		}
-		b.markApplied(p.epoch)
+		b.markWritten(p.epoch)
 	}
 }
 
@@ -139,9 +140,14 @@ func (b *backend) recycle(gen []ref) {
 // interval is in Pebble yet, so the checkpoint is exactly p's state.
 func (b *backend) apply(p *pendingApply) error {
 	path := b.dir.segPath(p.seq)
-	size, err := b.writeGeneration(p.gen, p.id, path)
+	size, err := b.writeGeneration(p.gen, p.epoch, p.id, path)
 	if err != nil {
 		return err
+	}
+	if p.materialize || b.runsFull() {
+		if err := b.ingestRuns(); err != nil {
+			return err
+		}
 	}
 	segs := append(p.spills, chainSeg{id: p.id, file: chainFile{obj: segObjName(p.id, len(p.spills)), local: path, size: size}})
 	for i := range p.spills {
@@ -170,21 +176,21 @@ func (b *backend) apply(p *pendingApply) error {
 }
 
 // writeGeneration writes an epoch's entries, sorted, as the changelog
-// segment at path, and ingests it into Pebble. It returns the file's size.
-func (b *backend) writeGeneration(gen []ref, id uint64, path string) (int64, error) {
-	s := &b.sorter
-	kvs := s.sort(gen)
-	defer s.trim()
+// segment at path, and queues their run for ingestion into Pebble
+// (runs.go). It returns the file's size.
+func (b *backend) writeGeneration(gen []ref, epoch, id uint64, path string) (int64, error) {
+	r := b.sorter.sort(gen, b.freeRun())
+	r.epoch = epoch
 	seg, err := b.createSegment(path)
 	if err != nil {
 		return 0, err
 	}
-	for _, x := range kvs {
+	for _, x := range r.entries {
 		op := opPut
 		if x.vlen < 0 {
 			op = opDelete
 		}
-		if err := seg.add(op, s.key(x), s.value(x)); err != nil {
+		if err := seg.add(op, r.key(x), r.value(x)); err != nil {
 			seg.abandon()
 			return 0, err
 		}
@@ -197,9 +203,7 @@ func (b *backend) writeGeneration(gen []ref, id uint64, path string) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	if err := ingestSegment(b.db, path, b.dir.seg); err != nil {
-		return 0, err
-	}
+	b.addRun(r)
 	return size, nil
 }
 
@@ -213,9 +217,11 @@ func (b *backend) spillDirty() error {
 	var size int64
 	path := b.dir.spillPath(b.seq, len(b.spills))
 	if err == nil {
-		size, err = b.writeGeneration(b.dirty, 0, path)
+		size, err = b.writeGeneration(b.dirty, b.epoch, 0, path)
 		if err == nil {
-			b.markApplied(b.epoch)
+			b.markWritten(b.epoch)
+			// Spilled entries must become evictable: that is the point.
+			err = b.ingestRuns()
 		}
 	}
 	b.wmu.Unlock()
@@ -232,11 +238,18 @@ func (b *backend) spillDirty() error {
 	return nil
 }
 
-// markApplied records that every entry of epochs up to e is in Pebble.
-func (b *backend) markApplied(e uint64) {
+// markWritten records that the segments of epochs up to e are written: the
+// record path may update their entries in place.
+func (b *backend) markWritten(e uint64) { raise(&b.written, e) }
+
+// markApplied records that every entry of epochs up to e is in Pebble: the
+// record path may evict them.
+func (b *backend) markApplied(e uint64) { raise(&b.applied, e) }
+
+func raise(v *atomic.Uint64, e uint64) {
 	for {
-		a := b.applied.Load()
-		if a >= e || b.applied.CompareAndSwap(a, e) {
+		a := v.Load()
+		if a >= e || v.CompareAndSwap(a, e) {
 			return
 		}
 	}

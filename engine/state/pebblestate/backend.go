@@ -53,6 +53,7 @@ type backend struct {
 	// miss is an absent key and needs no Pebble read.
 	complete    bool
 	epoch       uint64 // current epoch
+	writtenSeen uint64 // newest written epoch the record path has seen
 	appliedSeen uint64 // newest applied epoch the record path has seen
 	dirty       []ref  // entries written in the current epoch
 	spare       []ref  // an applied epoch's list, emptied, for reuse (under qmu)
@@ -64,16 +65,20 @@ type backend struct {
 	spillLimit  int64
 
 	// Shared with the asynchronous part.
-	applied atomic.Uint64 // newest epoch whose entries are in Pebble
-	broken  atomic.Pointer[error]
-	qmu     sync.Mutex
-	queue   []*pendingApply // created, not yet applied, oldest first
-	wmu     sync.Mutex      // serializes writes to Pebble
-	sorter  refSorter       // writeGeneration's, under wmu
-	cmu     sync.Mutex
-	chain   chainState
-	decls   []stateDecl // states as of the latest Register, for snapshots
-	stats   Stats
+	written  atomic.Uint64 // newest epoch whose segment is written
+	applied  atomic.Uint64 // newest epoch whose entries are in Pebble
+	broken   atomic.Pointer[error]
+	qmu      sync.Mutex
+	queue    []*pendingApply // created, not yet applied, oldest first
+	wmu      sync.Mutex      // serializes writes to Pebble
+	sorter   refSorter       // writeGeneration's, under wmu
+	runs     []run           // written, not yet ingested, oldest first; under wmu
+	runBytes int64           // their memory
+	freeRuns []run           // buffers of ingested runs, for reuse; under wmu
+	cmu      sync.Mutex
+	chain    chainState
+	decls    []stateDecl // states as of the latest Register, for snapshots
+	stats    Stats
 
 	upMu          sync.Mutex // one upload at a time, in checkpoint order
 	closed        bool
@@ -242,9 +247,11 @@ func (b *backend) write(id state.ID, userKey, value []byte, del bool) error {
 	return nil
 }
 
-// observe notices the epochs the asynchronous part wrote to Pebble: their
-// entries become clean (evictable, updatable in place).
+// observe notices the epochs the asynchronous part wrote: once their
+// segment is written, their entries may be updated in place; once they are
+// in Pebble, evicted.
 func (b *backend) observe() {
+	b.writtenSeen = b.written.Load()
 	a := b.applied.Load()
 	if a == b.appliedSeen {
 		return

@@ -55,7 +55,7 @@ func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int, hint *entry) 
 	if !ok {
 		e, ok = b.cache[string(k)]
 	}
-	if ok && (e.epoch == b.epoch || e.epoch <= b.appliedSeen) {
+	if ok && (e.epoch == b.epoch || e.epoch <= b.writtenSeen) {
 		// Nobody else reads it: update in place (a counter update
 		// allocates nothing).
 		old := entrySize("", e)

@@ -25,17 +25,24 @@ type sortedEntry struct {
 	klen, vlen int    // vlen < 0: a tombstone
 }
 
-// refSorter holds the sort's buffers between snapshots.
-type refSorter struct {
-	data []byte
-	a, b []sortedEntry
+// run is one generation in key order, with its keys and values: kept in
+// memory after its segment is written, until it is ingested into Pebble
+// merged with the runs after it (runs.go).
+type run struct {
+	entries []sortedEntry
+	data    []byte
+	epoch   uint64 // the write cache epoch it holds
 }
 
-// sort returns gen's entries in key order, valid until the sorter's next
-// use. gen's entries must not change meanwhile (a frozen epoch's do not).
-func (s *refSorter) sort(gen []ref) []sortedEntry {
-	a := grow(s.a, len(gen))
-	data := s.data[:0]
+// refSorter holds the sort's scratch buffer between snapshots.
+type refSorter struct{ tmp []sortedEntry }
+
+// sort returns gen's entries in key order as a run, in into's buffers
+// (recycled from an ingested run, or empty). gen's entries must not change
+// meanwhile (a frozen epoch's do not).
+func (s *refSorter) sort(gen []ref, into run) run {
+	a := grow(into.entries, len(gen))
+	data := into.data[:0]
 	var hist [16][256]int
 	for _, r := range gen {
 		var p [16]byte
@@ -54,8 +61,7 @@ func (s *refSorter) sort(gen []ref) []sortedEntry {
 		}
 		a = append(a, x)
 	}
-	s.data = data
-	tmp := grow(s.b, len(a))[:len(a)]
+	tmp := grow(s.tmp, len(a))[:len(a)]
 	// Least significant digit first; each pass is stable.
 	for d := 15; d >= 0; d-- {
 		h := &hist[d]
@@ -74,7 +80,8 @@ func (s *refSorter) sort(gen []ref) []sortedEntry {
 		}
 		a, tmp = tmp, a
 	}
-	s.a, s.b = a, tmp
+	s.tmp = tmp
+	r := run{entries: a, data: data}
 	// Keys equal in their first 16 bytes: order them by the whole key.
 	for i := 0; i < len(a); {
 		j := i + 1
@@ -82,11 +89,11 @@ func (s *refSorter) sort(gen []ref) []sortedEntry {
 			j++
 		}
 		if j-i > 1 {
-			slices.SortFunc(a[i:j], func(x, y sortedEntry) int { return bytes.Compare(s.key(x), s.key(y)) })
+			slices.SortFunc(a[i:j], func(x, y sortedEntry) int { return bytes.Compare(r.key(x), r.key(y)) })
 		}
 		i = j
 	}
-	return a
+	return r
 }
 
 // grow returns buf emptied, with room for n entries. It leaves headroom:
@@ -99,10 +106,15 @@ func grow(buf []sortedEntry, n int) []sortedEntry {
 	return make([]sortedEntry, 0, n+n/4)
 }
 
-// key and value return x's bytes in the sorter's data.
-func (s *refSorter) key(x sortedEntry) []byte { return s.data[x.off : x.off+x.klen] }
-func (s *refSorter) value(x sortedEntry) []byte {
-	return s.data[x.off+x.klen : x.off+x.klen+max(0, x.vlen)]
+// key and value return x's bytes in the run's data.
+func (r *run) key(x sortedEntry) []byte { return r.data[x.off : x.off+x.klen] }
+func (r *run) value(x sortedEntry) []byte {
+	return r.data[x.off+x.klen : x.off+x.klen+max(0, x.vlen)]
+}
+
+// bytes is the memory the run holds.
+func (r *run) bytes() int64 {
+	return int64(cap(r.entries))*int64(unsafe.Sizeof(sortedEntry{})) + int64(cap(r.data))
 }
 
 // digit is byte d (0 is the most significant) of x's 16-byte prefix.
@@ -111,13 +123,4 @@ func digit(x *sortedEntry, d int) byte {
 		return byte(x.hi >> (56 - 8*d))
 	}
 	return byte(x.lo >> (56 - 8*(d-8)))
-}
-
-// trim drops buffers an unusually big generation left (kept, they would
-// hold that memory for the backend's lifetime).
-func (s *refSorter) trim() {
-	const keep = 64 << 20
-	if cap(s.data) > keep || cap(s.a)*int(unsafe.Sizeof(sortedEntry{})) > keep {
-		*s = refSorter{}
-	}
 }

@@ -46,18 +46,60 @@ func TestRefSorter(t *testing.T) {
 				gen = append(gen, ref{k: string(k), e: e})
 			}
 		}
-		got := s.sort(gen)
+		r := s.sort(gen, run{})
+		got := r.entries
 		want := slices.Clone(gen)
 		slices.SortFunc(want, func(a, b ref) int { return strings.Compare(a.k, b.k) })
 		if len(got) != len(want) {
 			t.Fatalf("round %d: %d refs sorted, want %d", round, len(got), len(want))
 		}
 		for i, w := range want {
-			k, v, del := s.key(got[i]), s.value(got[i]), got[i].vlen < 0
+			k, v, del := r.key(got[i]), r.value(got[i]), got[i].vlen < 0
 			if string(k) != w.k || del != w.e.del || (!del && string(v) != string(w.e.val)) || (del && len(v) != 0) {
 				t.Fatalf("round %d: position %d holds %q=%q (deleted %v), want %q=%q (deleted %v)", round, i, k, v, del, w.k, w.e.val, w.e.del)
 			}
 		}
-		s.trim()
+	}
+}
+
+// TestMergeRuns merges runs with overlapping keys and tombstones and
+// compares with applying them in order to a map: every key once, in order,
+// with its newest value or tombstone.
+func TestMergeRuns(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var s refSorter
+	for round := 0; round < 100; round++ {
+		want := map[string]*entry{}
+		var runs []run
+		for n := rng.IntN(6); len(runs) < n; {
+			seen := map[string]bool{}
+			var gen []ref
+			for i := rng.IntN(300); i > 0; i-- {
+				k := fmt.Sprint("k", rng.IntN(200))
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+				e := &entry{val: []byte(fmt.Sprint(round, len(runs), i)), del: rng.IntN(5) == 0}
+				gen = append(gen, ref{k: k, e: e})
+				want[k] = e
+			}
+			runs = append(runs, s.sort(gen, run{}))
+		}
+		var keys []string
+		_, err := mergeRuns(runs, func(op byte, k, v []byte) error {
+			w := want[string(k)]
+			if w == nil || (op == opDelete) != w.del || (!w.del && string(v) != string(w.val)) {
+				return fmt.Errorf("key %q: op %d value %q, want %+v", k, op, v, w)
+			}
+			keys = append(keys, string(k))
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if len(keys) != len(want) || !slices.IsSorted(keys) {
+			t.Fatalf("round %d: merged %d keys (sorted: %v), want %d", round, len(keys), slices.IsSorted(keys), len(want))
+		}
 	}
 }

@@ -15,11 +15,11 @@ import (
 //
 // Entries carry the epoch that last wrote them. A snapshot freezes the
 // current epoch: its list of written entries goes to the asynchronous part,
-// which reads them while writing them to Pebble. Until that is done (the
-// applied epoch reaches theirs) the record path must not modify them, and
-// copies an entry it writes again (copy on write); afterwards it updates
-// entries in place. Entries of applied epochs are clean (in Pebble too) and
-// may be evicted when the cache outgrows its budget.
+// which reads them while writing its changelog segment. Until that is done
+// (the written epoch reaches theirs) the record path must not modify them,
+// and copies an entry it writes again (copy on write); afterwards it updates
+// entries in place. Entries of applied epochs are clean (in Pebble too,
+// runs.go) and may be evicted when the cache outgrows its budget.
 
 type entry struct {
 	val   []byte

@@ -7,9 +7,9 @@ import (
 	"unsafe"
 )
 
-// Every snapshot writes its epoch's entries to Pebble as one sorted SST:
-// hundreds of thousands of them per second under a fast keyed job, in
-// random key order. Sorting the refs by comparison spent its time on
+// Every snapshot writes its epoch's entries as one sorted SST, its
+// changelog segment: hundreds of thousands of them per second under a fast
+// keyed job, in random key order. Sorting the refs by comparison spent its time on
 // branch mispredictions and on cache misses, fetching keys, entries and
 // values scattered over the heap. The sorter instead copies every key and
 // value once, in the order of the epoch's list, into one buffer, and radix

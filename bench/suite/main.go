@@ -5,8 +5,9 @@
 //	go run ./bench/suite [--quick] [--out DIR]
 //
 // It builds bench/kafka, bench/state and bench/suite/recoveryjob once into a
-// temporary directory and runs them as subprocesses, reading their JSON (or
-// their Markdown rows); what they do not cover (the 100 ms pass-through, the
+// temporary directory, and the goka peer (bench/peers/goka, a module of its
+// own), and runs them as subprocesses, reading their JSON (or their
+// Markdown rows); what they do not cover (the 100 ms pass-through, the
 // keyed count with Pebble state, end-to-end latency) runs in a child process
 // of this binary (-worker). Throughput rounds interleave bench/kafka and the
 // worker, and ratios are to the raw franz-go loop measured in the same run.
@@ -173,6 +174,15 @@ func suite(quick bool, outDir string, records, keys, rounds int) error {
 		}
 		r.bins[p] = bin
 	}
+	// The goka peer may fail to build (its module comes from the module
+	// proxy): then its row and target say why, and the rest still runs.
+	gokaFailure := ""
+	if bin, err := buildGokaPeer(tmp); err != nil {
+		gokaFailure = err.Error()
+		fmt.Fprintf(os.Stderr, "suite: goka peer not measured: %v\n", err)
+	} else {
+		r.bins[gokaPeer] = bin
+	}
 
 	// Scenarios 1-4: throughput, bench/kafka and the worker interleaved.
 	samples := map[string][]result{}
@@ -213,7 +223,21 @@ func suite(quick bool, outDir string, records, keys, rounds int) error {
 			add(rs)
 			return err
 		}
-		steps := []func() error{kafkaRun, workerRun}
+		gokaRun := func() error {
+			if gokaFailure != "" {
+				return nil
+			}
+			rs, err := r.runJSON(gokaPeer, "-records", n, "-keys", k, "-verify="+ver)
+			if err != nil {
+				// A peer's failure is reported, not fatal.
+				gokaFailure = err.Error()
+				fmt.Fprintf(os.Stderr, "suite: goka peer failed: %v\n", err)
+				return nil
+			}
+			add(rs)
+			return nil
+		}
+		steps := []func() error{kafkaRun, workerRun, gokaRun}
 		if round%2 == 1 {
 			slices.Reverse(steps)
 		}
@@ -232,7 +256,11 @@ func suite(quick bool, outDir string, records, keys, rounds int) error {
 		if strings.HasPrefix(name, "raw") {
 			raw = m.RecordsPerSec
 		}
+		note := m.Note // the goka peer's says whether it verified, or had to reprocess
 		m.Note = fmt.Sprintf("median of %d", len(s))
+		if note != "" {
+			m.Note += "; " + note
+		}
 		results = append(results, m)
 	}
 	for i := range results {
@@ -251,9 +279,11 @@ func suite(quick bool, outDir string, records, keys, rounds int) error {
 	cnt1s := find("keyed count, Pebble state, exactly-once, checkpoints every 1s")
 	cnt100 := find("keyed count, Pebble state, exactly-once, checkpoints every 100ms")
 	cost1s, cost100 := 1-cnt1s.RecordsPerSec/cntOff, 1-cnt100.RecordsPerSec/cntOff
+	results, vsGoka := gokaRows(results, gokaFailure, records)
 	targets := []target{
 		{"exactly-once pass-through, checkpoints every 1s, >= 0.8x raw", fmt.Sprintf("%.2fx", eo1s), yesno(eo1s >= 0.8)},
 		{"keyed count over 1M keys (Pebble, exactly-once, 1s) >= 0.5x raw", fmt.Sprintf("%.2fx", cnt1s.Ratio), yesno(cnt1s.Ratio >= 0.5)},
+		vsGoka,
 		{"checkpointing every 1s costs <= 5% throughput (keyed count, Pebble)", fmt.Sprintf("%.1f%%", 100*cost1s), yesno(cost1s <= 0.05)},
 		{"checkpointing every 100ms costs <= 25% throughput (keyed count, Pebble)", fmt.Sprintf("%.1f%%", 100*cost100), yesno(cost100 <= 0.25)},
 	}

@@ -201,21 +201,34 @@ type recordBuilder[T any] struct {
 	cfg *SinkConfig[T]
 }
 
-func (b recordBuilder[T]) build(v T) (*kgo.Record, error) {
+// buildAll builds the client records of a batch in one allocation (the
+// client keeps each until it is acknowledged; the slab lives as long as
+// the last of them).
+func (b recordBuilder[T]) buildAll(vs []T) ([]kgo.Record, error) {
+	rs := make([]kgo.Record, len(vs))
+	for i := range vs {
+		if err := b.build(vs[i], &rs[i]); err != nil {
+			return nil, err
+		}
+	}
+	return rs, nil
+}
+
+func (b recordBuilder[T]) build(v T, r *kgo.Record) error {
 	c := b.cfg
 	topic := c.Topic
 	if c.TopicOf != nil {
 		topic = c.TopicOf(v)
 	}
-	r := &kgo.Record{Topic: topic}
+	r.Topic = topic
 	var err error
 	if c.Key != nil {
 		if r.Key, err = c.Key.Serialize(topic, v); err != nil {
-			return nil, fmt.Errorf("serialize key for topic %s: %w", topic, err)
+			return fmt.Errorf("serialize key for topic %s: %w", topic, err)
 		}
 	}
 	if r.Value, err = c.Value.Serialize(topic, v); err != nil {
-		return nil, fmt.Errorf("serialize value for topic %s: %w", topic, err)
+		return fmt.Errorf("serialize value for topic %s: %w", topic, err)
 	}
 	if c.Headers != nil {
 		for _, h := range c.Headers(v) {
@@ -225,5 +238,5 @@ func (b recordBuilder[T]) build(v T) (*kgo.Record, error) {
 	if c.Timestamp != nil {
 		r.Timestamp = c.Timestamp(v)
 	}
-	return r, nil
+	return nil
 }

@@ -40,12 +40,12 @@ func (w *plainWriter[T]) Write(ctx context.Context, records []T) error {
 	if err := w.res.failed(); err != nil {
 		return err
 	}
-	for i := range records {
-		r, err := w.b.build(records[i])
-		if err != nil {
-			return err
-		}
-		w.cl.Produce(ctx, r, w.res.promise)
+	rs, err := w.b.buildAll(records)
+	if err != nil {
+		return err
+	}
+	for i := range rs {
+		w.cl.Produce(ctx, &rs[i], w.res.promise)
 	}
 	if c := w.b.cfg.Counters; c != nil {
 		c.Records.Add(int64(len(records)))

@@ -85,12 +85,12 @@ func (w *txnWriter[T]) Write(ctx context.Context, records []T) error {
 	if err := s.res.failed(); err != nil {
 		return fmt.Errorf("transaction %q: %w", s.id, explain(err))
 	}
-	for i := range records {
-		r, err := w.b.build(records[i])
-		if err != nil {
-			return err
-		}
-		s.cl.Produce(ctx, r, s.res.promise)
+	rs, err := w.b.buildAll(records)
+	if err != nil {
+		return err
+	}
+	for i := range rs {
+		s.cl.Produce(ctx, &rs[i], s.res.promise)
 	}
 	if c := w.cfg.Counters; c != nil {
 		c.Records.Add(int64(len(records)))

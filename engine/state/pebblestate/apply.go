@@ -20,7 +20,7 @@ import (
 type pendingApply struct {
 	seq, id     uint64
 	epoch       uint64
-	gen         []ref // the epoch's entries; immutable until applied
+	gen         []*entry // the epoch's entries; immutable until written
 	genBytes    int64
 	spills      []chainSeg // segments the record path spilled in the interval
 	materialize bool
@@ -126,7 +126,7 @@ func (b *backend) applyLocked(seq uint64) error {
 
 // recycle keeps an applied epoch's list for the next epoch, emptied (it
 // must not keep entries alive), unless a longer one is already kept.
-func (b *backend) recycle(gen []ref) {
+func (b *backend) recycle(gen []*entry) {
 	clear(gen)
 	b.qmu.Lock()
 	if cap(gen) > cap(b.spare) {
@@ -178,7 +178,7 @@ func (b *backend) apply(p *pendingApply) error {
 // writeGeneration writes an epoch's entries, sorted, as the changelog
 // segment at path, and queues their run for ingestion into Pebble
 // (runs.go). It returns the file's size.
-func (b *backend) writeGeneration(gen []ref, epoch, id uint64, path string) (int64, error) {
+func (b *backend) writeGeneration(gen []*entry, epoch, id uint64, path string) (int64, error) {
 	r := b.sorter.sort(gen, b.freeRun())
 	r.epoch = epoch
 	seg, err := b.createSegment(path)

@@ -52,11 +52,11 @@ type backend struct {
 	// or loaded whole when opened, and nothing was evicted since), so a
 	// miss is an absent key and needs no Pebble read.
 	complete    bool
-	epoch       uint64 // current epoch
-	writtenSeen uint64 // newest written epoch the record path has seen
-	appliedSeen uint64 // newest applied epoch the record path has seen
-	dirty       []ref  // entries written in the current epoch
-	spare       []ref  // an applied epoch's list, emptied, for reuse (under qmu)
+	epoch       uint64   // current epoch
+	writtenSeen uint64   // newest written epoch the record path has seen
+	appliedSeen uint64   // newest applied epoch the record path has seen
+	dirty       []*entry // entries written in the current epoch
+	spare       []*entry // an applied epoch's list, emptied, for reuse (under qmu)
 	dirtyBytes  int64
 	frozen      []*pendingApply // snapshots not yet seen applied, oldest first
 	frozenBytes int64
@@ -71,7 +71,7 @@ type backend struct {
 	qmu      sync.Mutex
 	queue    []*pendingApply // created, not yet applied, oldest first
 	wmu      sync.Mutex      // serializes writes to Pebble
-	sorter   refSorter       // writeGeneration's, under wmu
+	sorter   genSorter       // writeGeneration's, under wmu
 	runs     []run           // written, not yet ingested, oldest first; under wmu
 	runBytes int64           // their memory
 	freeRuns []run           // buffers of ingested runs, for reuse; under wmu

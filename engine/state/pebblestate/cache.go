@@ -22,15 +22,10 @@ import (
 // runs.go) and may be evicted when the cache outgrows its budget.
 
 type entry struct {
+	key   string // its key in the cache (the same string, not a copy)
 	val   []byte
 	del   bool   // a tombstone: the key was deleted
 	epoch uint64 // that last wrote it; 0: only read from Pebble
-}
-
-// ref names an entry written in an epoch.
-type ref struct {
-	k string
-	e *entry
 }
 
 // entryOverhead estimates the memory of an entry beyond its key and value
@@ -64,13 +59,18 @@ func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int, hint *entry) 
 		b.cacheBytes += entrySize("", e) - old
 		if e.epoch != b.epoch {
 			e.epoch = b.epoch
-			b.dirty = append(b.dirty, ref{string(k), e})
-			b.dirtyBytes += entrySize(string(k), e)
+			b.dirty = append(b.dirty, e)
+			b.dirtyBytes += entrySize(e.key, e)
 		}
 		return
 	}
-	ks := string(k)
-	ne := &entry{val: bytes.Clone(v), del: del, epoch: b.epoch}
+	var ks string
+	if ok {
+		ks = e.key
+	} else {
+		ks = string(k)
+	}
+	ne := &entry{key: ks, val: bytes.Clone(v), del: del, epoch: b.epoch}
 	if ne.val == nil {
 		ne.val = []byte{}
 	}
@@ -82,7 +82,7 @@ func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int, hint *entry) 
 	b.cache[ks] = ne
 	size := entrySize(ks, ne)
 	b.cacheBytes += size
-	b.dirty = append(b.dirty, ref{ks, ne})
+	b.dirty = append(b.dirty, ne)
 	b.dirtyBytes += size
 }
 
@@ -90,7 +90,7 @@ func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int, hint *entry) 
 // returns the entry.
 func (b *backend) cacheRead(k, v []byte, found bool, prefixLen int) *entry {
 	ks := string(k)
-	e := &entry{val: bytes.Clone(v), del: !found}
+	e := &entry{key: ks, val: bytes.Clone(v), del: !found}
 	if e.val == nil {
 		e.val = []byte{}
 	}

@@ -9,7 +9,7 @@ import (
 
 // Every snapshot writes its epoch's entries as one sorted SST, its
 // changelog segment: hundreds of thousands of them per second under a fast
-// keyed job, in random key order. Sorting the refs by comparison spent its time on
+// keyed job, in random key order. Sorting the entries by comparison spent its time on
 // branch mispredictions and on cache misses, fetching keys, entries and
 // values scattered over the heap. The sorter instead copies every key and
 // value once, in the order of the epoch's list, into one buffer, and radix
@@ -34,30 +34,30 @@ type run struct {
 	epoch   uint64 // the write cache epoch it holds
 }
 
-// refSorter holds the sort's scratch buffer between snapshots.
-type refSorter struct{ tmp []sortedEntry }
+// genSorter holds the sort's scratch buffer between snapshots.
+type genSorter struct{ tmp []sortedEntry }
 
 // sort returns gen's entries in key order as a run, in into's buffers
 // (recycled from an ingested run, or empty). gen's entries must not change
 // meanwhile (a frozen epoch's do not).
-func (s *refSorter) sort(gen []ref, into run) run {
+func (s *genSorter) sort(gen []*entry, into run) run {
 	a := grow(into.entries, len(gen))
 	data := into.data[:0]
 	var hist [16][256]int
-	for _, r := range gen {
+	for _, e := range gen {
 		var p [16]byte
-		copy(p[:], r.k)
+		copy(p[:], e.key)
 		for d, c := range p {
 			hist[d][c]++
 		}
-		x := sortedEntry{hi: binary.BigEndian.Uint64(p[:8]), lo: binary.BigEndian.Uint64(p[8:]), off: len(data), klen: len(r.k), vlen: -1}
-		if len(data)+len(r.k)+len(r.e.val) > cap(data) {
-			data = slices.Grow(data, len(data)/4+len(r.k)+len(r.e.val))
+		x := sortedEntry{hi: binary.BigEndian.Uint64(p[:8]), lo: binary.BigEndian.Uint64(p[8:]), off: len(data), klen: len(e.key), vlen: -1}
+		if len(data)+len(e.key)+len(e.val) > cap(data) {
+			data = slices.Grow(data, len(data)/4+len(e.key)+len(e.val))
 		}
-		data = append(data, r.k...)
-		if !r.e.del {
-			x.vlen = len(r.e.val)
-			data = append(data, r.e.val...)
+		data = append(data, e.key...)
+		if !e.del {
+			x.vlen = len(e.val)
+			data = append(data, e.val...)
 		}
 		a = append(a, x)
 	}

@@ -14,14 +14,14 @@ import (
 // confuse with the end of a key, and constant bytes that passes skip.
 func TestRefSorter(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	var s refSorter
+	var s genSorter
 	for round := 0; round < 200; round++ {
 		n := rng.IntN(2000)
 		if round == 0 {
 			n = 0
 		}
 		seen := map[string]bool{}
-		var gen []ref
+		var gen []*entry
 		for len(gen) < n {
 			var k []byte
 			switch rng.IntN(4) {
@@ -42,21 +42,20 @@ func TestRefSorter(t *testing.T) {
 			}
 			if !seen[string(k)] {
 				seen[string(k)] = true
-				e := &entry{val: []byte(fmt.Sprint(len(gen))), del: rng.IntN(10) == 0}
-				gen = append(gen, ref{k: string(k), e: e})
+				gen = append(gen, &entry{key: string(k), val: []byte(fmt.Sprint(len(gen))), del: rng.IntN(10) == 0})
 			}
 		}
 		r := s.sort(gen, run{})
 		got := r.entries
 		want := slices.Clone(gen)
-		slices.SortFunc(want, func(a, b ref) int { return strings.Compare(a.k, b.k) })
+		slices.SortFunc(want, func(a, b *entry) int { return strings.Compare(a.key, b.key) })
 		if len(got) != len(want) {
-			t.Fatalf("round %d: %d refs sorted, want %d", round, len(got), len(want))
+			t.Fatalf("round %d: %d entries sorted, want %d", round, len(got), len(want))
 		}
 		for i, w := range want {
 			k, v, del := r.key(got[i]), r.value(got[i]), got[i].vlen < 0
-			if string(k) != w.k || del != w.e.del || (!del && string(v) != string(w.e.val)) || (del && len(v) != 0) {
-				t.Fatalf("round %d: position %d holds %q=%q (deleted %v), want %q=%q (deleted %v)", round, i, k, v, del, w.k, w.e.val, w.e.del)
+			if string(k) != w.key || del != w.del || (!del && string(v) != string(w.val)) || (del && len(v) != 0) {
+				t.Fatalf("round %d: position %d holds %q=%q (deleted %v), want %q=%q (deleted %v)", round, i, k, v, del, w.key, w.val, w.del)
 			}
 		}
 	}
@@ -67,21 +66,21 @@ func TestRefSorter(t *testing.T) {
 // with its newest value or tombstone.
 func TestMergeRuns(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	var s refSorter
+	var s genSorter
 	for round := 0; round < 100; round++ {
 		want := map[string]*entry{}
 		var runs []run
 		for n := rng.IntN(6); len(runs) < n; {
 			seen := map[string]bool{}
-			var gen []ref
+			var gen []*entry
 			for i := rng.IntN(300); i > 0; i-- {
 				k := fmt.Sprint("k", rng.IntN(200))
 				if seen[k] {
 					continue
 				}
 				seen[k] = true
-				e := &entry{val: []byte(fmt.Sprint(round, len(runs), i)), del: rng.IntN(5) == 0}
-				gen = append(gen, ref{k: k, e: e})
+				e := &entry{key: k, val: []byte(fmt.Sprint(round, len(runs), i)), del: rng.IntN(5) == 0}
+				gen = append(gen, e)
 				want[k] = e
 			}
 			runs = append(runs, s.sort(gen, run{}))

@@ -46,6 +46,29 @@ type SerializerFunc[T any] func(topic string, v T) ([]byte, error)
 // Serialize calls f.
 func (f SerializerFunc[T]) Serialize(topic string, v T) ([]byte, error) { return f(topic, v) }
 
+// AppendSerializer is an optional capability of a Serializer: appending the
+// encoding to dst lets the sink encode a whole batch into one buffer,
+// instead of allocating per record (two allocations per output record, key
+// and value, were a measurable share of a keyed job's CPU and garbage). The
+// appended bytes must not depend on dst's previous content.
+type AppendSerializer[T any] interface {
+	AppendSerialize(dst []byte, topic string, v T) ([]byte, error)
+}
+
+// AppendSerializerFunc adapts an appending function to Serializer and
+// AppendSerializer.
+type AppendSerializerFunc[T any] func(dst []byte, topic string, v T) ([]byte, error)
+
+// Serialize calls f with no buffer.
+func (f AppendSerializerFunc[T]) Serialize(topic string, v T) ([]byte, error) {
+	return f(nil, topic, v)
+}
+
+// AppendSerialize calls f.
+func (f AppendSerializerFunc[T]) AppendSerialize(dst []byte, topic string, v T) ([]byte, error) {
+	return f(dst, topic, v)
+}
+
 // Bytes passes bytes through unchanged in both directions. A null key or
 // value deserializes to nil.
 type Bytes struct{}
@@ -64,3 +87,8 @@ func (String) Deserialize(_ string, data []byte) (string, error) { return string
 
 // Serialize returns v's bytes.
 func (String) Serialize(_ string, v string) ([]byte, error) { return []byte(v), nil }
+
+// AppendSerialize appends v's bytes to dst.
+func (String) AppendSerialize(dst []byte, _ string, v string) ([]byte, error) {
+	return append(dst, v...), nil
+}

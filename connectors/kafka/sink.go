@@ -199,22 +199,46 @@ func Sink[T any](s engine.Stream[T], name string, cfg SinkConfig[T], opts ...eng
 // recordBuilder turns user records into client records.
 type recordBuilder[T any] struct {
 	cfg *SinkConfig[T]
+	// bufSize is the encoded size of the last batch: the next one's
+	// buffer starts there.
+	bufSize int
 }
 
-// buildAll builds the client records of a batch in one allocation (the
-// client keeps each until it is acknowledged; the slab lives as long as
-// the last of them).
-func (b recordBuilder[T]) buildAll(vs []T) ([]kgo.Record, error) {
+// buildAll builds the client records of a batch in one allocation, and
+// the keys and values of serializers that can append in another (the
+// client keeps each record until it is acknowledged; the slabs live as
+// long as the last of them).
+func (b *recordBuilder[T]) buildAll(vs []T) ([]kgo.Record, error) {
 	rs := make([]kgo.Record, len(vs))
+	buf := make([]byte, 0, b.bufSize)
+	var err error
 	for i := range vs {
-		if err := b.build(vs[i], &rs[i]); err != nil {
+		if buf, err = b.build(vs[i], &rs[i], buf); err != nil {
 			return nil, err
 		}
 	}
+	b.bufSize = cap(buf)
 	return rs, nil
 }
 
-func (b recordBuilder[T]) build(v T, r *kgo.Record) error {
+// serialize encodes v with s, into buf when s can append. It returns the
+// encoding and buf.
+func serialize[T any](s Serializer[T], topic string, v T, buf []byte) ([]byte, []byte, error) {
+	a, ok := s.(AppendSerializer[T])
+	if !ok {
+		b, err := s.Serialize(topic, v)
+		return b, buf, err
+	}
+	start := len(buf)
+	buf, err := a.AppendSerialize(buf, topic, v)
+	if err != nil {
+		return nil, buf[:start], err
+	}
+	// Capped, so that a later append cannot write into this record's bytes.
+	return buf[start:len(buf):len(buf)], buf, nil
+}
+
+func (b *recordBuilder[T]) build(v T, r *kgo.Record, buf []byte) ([]byte, error) {
 	c := b.cfg
 	topic := c.Topic
 	if c.TopicOf != nil {
@@ -223,12 +247,12 @@ func (b recordBuilder[T]) build(v T, r *kgo.Record) error {
 	r.Topic = topic
 	var err error
 	if c.Key != nil {
-		if r.Key, err = c.Key.Serialize(topic, v); err != nil {
-			return fmt.Errorf("serialize key for topic %s: %w", topic, err)
+		if r.Key, buf, err = serialize(c.Key, topic, v, buf); err != nil {
+			return buf, fmt.Errorf("serialize key for topic %s: %w", topic, err)
 		}
 	}
-	if r.Value, err = c.Value.Serialize(topic, v); err != nil {
-		return fmt.Errorf("serialize value for topic %s: %w", topic, err)
+	if r.Value, buf, err = serialize(c.Value, topic, v, buf); err != nil {
+		return buf, fmt.Errorf("serialize value for topic %s: %w", topic, err)
 	}
 	if c.Headers != nil {
 		for _, h := range c.Headers(v) {
@@ -238,5 +262,5 @@ func (b recordBuilder[T]) build(v T, r *kgo.Record) error {
 	if c.Timestamp != nil {
 		r.Timestamp = c.Timestamp(v)
 	}
-	return nil
+	return buf, nil
 }

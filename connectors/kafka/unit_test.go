@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,42 @@ func TestWatermarkIdleness(t *testing.T) {
 	b.wm.lastActive = time.Now().Add(-2 * time.Minute)
 	if wm, ok := r.Watermark(); !ok || wm < time.Now().Add(-time.Minute-2*time.Second).UnixMilli() {
 		t.Fatalf("watermark %d %v, want about now minus the idle timeout", wm, ok)
+	}
+}
+
+// TestBuildAllAppends: records built from appending serializers share one
+// buffer, yet each holds exactly its own bytes, and appending to one (a
+// client or an interceptor might) cannot overwrite the next.
+func TestBuildAllAppends(t *testing.T) {
+	cfg := &SinkConfig[int]{
+		Topic: "t",
+		Key:   AppendSerializerFunc[int](func(dst []byte, _ string, v int) ([]byte, error) { return fmt.Appendf(dst, "k%d", v), nil }),
+		Value: SerializerFunc[int](func(_ string, v int) ([]byte, error) { return fmt.Appendf(nil, "value-%d", v), nil }),
+	}
+	b := recordBuilder[int]{cfg: cfg}
+	for round := 0; round < 2; round++ { // the second starts with the first's buffer size
+		vs := make([]int, 300)
+		for i := range vs {
+			vs[i] = i * 1000
+		}
+		rs, err := b.buildAll(vs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = append(rs[0].Key, "XXXXXXXX"...)
+		for i, r := range rs {
+			if string(r.Key) != fmt.Sprintf("k%d", vs[i]) || string(r.Value) != fmt.Sprintf("value-%d", vs[i]) || r.Topic != "t" {
+				t.Fatalf("round %d record %d: key %q value %q topic %q", round, i, r.Key, r.Value, r.Topic)
+			}
+		}
+	}
+	failing := recordBuilder[int]{cfg: &SinkConfig[int]{Topic: "t", Value: AppendSerializerFunc[int](func(dst []byte, _ string, v int) ([]byte, error) {
+		if v == 2 {
+			return dst, errors.New("no")
+		}
+		return append(dst, 'x'), nil
+	})}}
+	if _, err := failing.buildAll([]int{1, 2, 3}); err == nil || !strings.Contains(err.Error(), "serialize value for topic t: no") {
+		t.Fatalf("err = %v", err)
 	}
 }

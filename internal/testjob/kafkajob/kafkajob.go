@@ -104,8 +104,8 @@ func Build(o Options) *engine.Job {
 	}
 	kafka.Sink(echoes, "out", kafka.SinkConfig[Echo]{
 		Brokers: o.Brokers, Topic: o.Output, Guarantee: o.Guarantee, TransactionalIDPrefix: o.TxnPrefix,
-		Key:   kafka.SerializerFunc[Echo](func(_ string, e Echo) ([]byte, error) { return []byte(e.Key), nil }),
-		Value: kafka.SerializerFunc[Echo](func(_ string, e Echo) ([]byte, error) { return e.Append(make([]byte, 0, 32)), nil }),
+		Key:   kafka.AppendSerializerFunc[Echo](func(dst []byte, _ string, e Echo) ([]byte, error) { return append(dst, e.Key...), nil }),
+		Value: kafka.AppendSerializerFunc[Echo](func(dst []byte, _ string, e Echo) ([]byte, error) { return e.Append(dst), nil }),
 	})
 	return job
 }

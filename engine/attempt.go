@@ -26,7 +26,7 @@ type attempt struct {
 	restored *checkpoint.Manifest
 	par      map[*vertex]int
 	parts    []partitioning // by edge index
-	links    []any          // by edge index: [][]chan message[T], [from][to]
+	links    []any          // by edge index: [][]*pipe[T], [from][to]
 	boxes    map[*vertex][]*mailbox
 	envs     []*taskEnv
 	inbox    chan any
@@ -193,16 +193,16 @@ func (a *attempt) restoredFor(v *vertex, i, p int, kgs checkpoint.KeyGroupRange)
 
 func (e *edge[T]) materialize(a *attempt) {
 	pf, pt := a.par[e.from], a.par[e.to]
-	chans := make([][]chan message[T], pf)
-	for i := range chans {
-		chans[i] = make([]chan message[T], pt)
-		for j := range chans[i] {
+	pipes := make([][]*pipe[T], pf)
+	for i := range pipes {
+		pipes[i] = make([]*pipe[T], pt)
+		for j := range pipes[i] {
 			if a.parts[e.index] != forward || i == j {
-				chans[i][j] = make(chan message[T], linkCapacity)
+				pipes[i][j] = newPipe[T]()
 			}
 		}
 	}
-	a.links[e.index] = chans
+	a.links[e.index] = pipes
 }
 
 // newOutput wires a subtask's outgoing links.
@@ -211,15 +211,18 @@ func newOutput[T any](ctx context.Context, env *taskEnv) *Output[T] {
 	o := &Output[T]{ctx: ctx, sent: &env.recordsOut}
 	for _, ae := range env.v.outputs {
 		e := ae.(*edge[T])
-		row := a.links[e.index].([][]chan message[T])[env.index]
+		row := a.links[e.index].([][]*pipe[T])[env.index]
 		boxes := a.boxes[e.to]
 		oe := outEdge[T]{part: a.parts[e.index]}
-		for j, ch := range row {
-			if ch != nil {
-				oe.links = append(oe.links, link[T]{ch: ch, wake: boxes[j].wake})
+		for j, p := range row {
+			if p != nil {
+				oe.links = append(oe.links, link[T]{pipe: p, wake: boxes[j].wake})
 			}
 		}
 		oe.bufs = make([][]T, len(oe.links))
+		for i, l := range oe.links {
+			oe.bufs[i] = l.batch()
+		}
 		if oe.part == hashed {
 			maxPar := a.job.maxParallelism
 			oe.keyGroup = e.newKeyGroupFn(maxPar)
@@ -234,13 +237,13 @@ func newOutput[T any](ctx context.Context, env *taskEnv) *Output[T] {
 }
 
 // gateLinks collects a subtask's incoming links.
-func gateLinks[T any](env *taskEnv) []chan message[T] {
-	var in []chan message[T]
+func gateLinks[T any](env *taskEnv) []*pipe[T] {
+	var in []*pipe[T]
 	for _, ae := range env.v.inputs {
 		e := ae.(*edge[T])
-		for _, row := range env.att.links[e.index].([][]chan message[T]) {
-			if ch := row[env.index]; ch != nil {
-				in = append(in, ch)
+		for _, row := range env.att.links[e.index].([][]*pipe[T]) {
+			if p := row[env.index]; p != nil {
+				in = append(in, p)
 			}
 		}
 	}

@@ -38,12 +38,47 @@ type message[T any] struct {
 	barrier   checkpoint.Barrier
 }
 
-// link is one producer-subtask to consumer-subtask channel. wake is the
-// consumer's shared wake-up channel: the consumer polls its (unblocked)
-// inputs and sleeps on wake, so it can stop reading a blocked input while
-// still reading the others.
-type link[T any] struct {
+// pipe connects one producer subtask to one consumer subtask: the ordered
+// messages, and the way back for emptied batches. A batch of 512 records
+// allocated per send was the largest allocation of a keyed job (a Kafka
+// message is ~120 bytes), and its garbage a good part of the GC's work;
+// consumers hand processed batches back instead (SinkWriter.Write and
+// Operator.ProcessBatch must not retain them).
+type pipe[T any] struct {
 	ch   chan message[T]
+	free chan []T
+}
+
+func newPipe[T any]() *pipe[T] {
+	return &pipe[T]{ch: make(chan message[T], linkCapacity), free: make(chan []T, linkCapacity+2)}
+}
+
+// recycle returns a processed batch to its producer, emptied so that it
+// keeps no records alive. If the producer has enough, it is dropped.
+func (p *pipe[T]) recycle(recs []T) {
+	clear(recs)
+	select {
+	case p.free <- recs[:0]:
+	default:
+	}
+}
+
+// batch returns an empty batch for the producer: a recycled one if any.
+func (p *pipe[T]) batch() []T {
+	select {
+	case b := <-p.free:
+		return b
+	default:
+		return make([]T, 0, batchSize)
+	}
+}
+
+// link is the producer's end of a pipe. wake is the consumer's shared
+// wake-up channel: the consumer polls its (unblocked) inputs and sleeps on
+// wake, so it can stop reading a blocked input while still reading the
+// others.
+type link[T any] struct {
+	*pipe[T]
 	wake chan struct{}
 }
 

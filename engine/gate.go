@@ -7,7 +7,7 @@ import (
 
 // inputGate is the input side of a subtask: one link per upstream subtask.
 type inputGate[T any] struct {
-	inputs []chan message[T]
+	inputs []*pipe[T]
 	wake   chan struct{}
 	mb     *mailbox
 
@@ -21,7 +21,7 @@ type inputGate[T any] struct {
 	next      int   // round-robin cursor for fairness between inputs
 }
 
-func newInputGate[T any](inputs []chan message[T], mb *mailbox) *inputGate[T] {
+func newInputGate[T any](inputs []*pipe[T], mb *mailbox) *inputGate[T] {
 	n := len(inputs)
 	g := &inputGate[T]{
 		inputs: inputs, wake: mb.wake, mb: mb,
@@ -52,7 +52,7 @@ func (g *inputGate[T]) receive(ctx context.Context) (m message[T], input int, ok
 				continue
 			}
 			select {
-			case m = <-g.inputs[i]:
+			case m = <-g.inputs[i].ch:
 				g.next = i + 1
 				if g.next == n {
 					g.next = 0

@@ -15,7 +15,9 @@ import (
 type Operator[IN, OUT any] interface {
 	// Open is called once per attempt, after state was restored.
 	Open(ctx *Context) error
-	// ProcessBatch handles records in order.
+	// ProcessBatch handles records in order. It must not retain the
+	// slice: the runtime reuses it once ProcessBatch returns (copy records
+	// to keep them).
 	ProcessBatch(records []IN, out *Output[OUT]) error
 }
 

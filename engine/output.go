@@ -54,7 +54,7 @@ func (o *Output[T]) send(e *outEdge[T], t int) {
 		return
 	}
 	recs := e.bufs[t]
-	e.bufs[t] = make([]T, 0, batchSize)
+	e.bufs[t] = e.links[t].batch()
 	o.sent.Add(int64(len(recs)))
 	if err := e.links[t].send(o.ctx, message[T]{kind: msgData, records: recs}); err != nil {
 		o.err = err

@@ -13,6 +13,8 @@ import (
 // TransactionalSink (exactly-once), CheckpointListener, MetricsReporter,
 // io.Closer.
 type SinkWriter[T any] interface {
+	// Write writes records. Like io.Writer, it must not retain the slice:
+	// the runtime reuses it once Write returns (copy records to keep them).
 	Write(ctx context.Context, records []T) error
 }
 

@@ -96,6 +96,7 @@ func (t *oneInputTask[IN, OUT]) handle(ctx context.Context, m message[IN], in in
 		if err := t.p.process(m.records, t.out); err != nil {
 			return false, err
 		}
+		t.gate.inputs[in].recycle(m.records)
 		return false, t.out.flush()
 	case msgWatermark:
 		if wm, advanced := t.gate.updateWatermark(in, m.watermark); advanced {

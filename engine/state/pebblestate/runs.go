@@ -38,7 +38,7 @@ func (b *backend) addRun(r run) {
 
 // runsFull reports whether the queued runs should be ingested now.
 func (b *backend) runsFull() bool {
-	return len(b.runs) >= maxPendingRuns || b.runBytes >= min(maxPendingRunBytes, b.opts.WriteCacheSize/4)
+	return len(b.runs) >= maxPendingRuns || b.runBytes >= b.runBudget()
 }
 
 // ingestRuns merges the queued runs into one table, newest value winning,
@@ -71,31 +71,38 @@ func (b *backend) ingestRuns() error {
 		}
 	}
 	b.markApplied(b.runs[len(b.runs)-1].epoch)
+	// Keep the runs' buffers for the next generations, up to what the
+	// queue may hold: fresh memory is costly (page faults; see grow).
 	for i := range b.runs {
 		b.freeRuns = append(b.freeRuns, run{entries: b.runs[i].entries[:0], data: b.runs[i].data[:0]})
 	}
 	clear(b.runs)
 	b.runs, b.runBytes = b.runs[:0], 0
-	// Keep a few runs' buffers for the next generations (fresh memory is
-	// costly); drop the rest.
-	slices.SortFunc(b.freeRuns, func(x, y run) int { return int(y.bytes() - x.bytes()) })
-	if len(b.freeRuns) > 2 {
-		clear(b.freeRuns[2:])
-		b.freeRuns = b.freeRuns[:2]
+	slices.SortFunc(b.freeRuns, func(x, y run) int { return cmp.Compare(y.bytes(), x.bytes()) })
+	var kept int64
+	for i := range b.freeRuns {
+		if kept += b.freeRuns[i].bytes(); kept > b.runBudget() || i >= maxPendingRuns {
+			clear(b.freeRuns[i:])
+			b.freeRuns = b.freeRuns[:i]
+			break
+		}
 	}
 	b.opts.Logger.Debug("pebblestate: ingested merged runs", "operator", b.info.Operator, "subtask", b.info.Subtask, "entries", n, "took", time.Since(start))
 	return nil
 }
 
-// freeRun returns recycled buffers for the next run. Under wmu.
+// freeRun returns recycled buffers for the next run, the largest. Under wmu.
 func (b *backend) freeRun() run {
 	if len(b.freeRuns) == 0 {
 		return run{}
 	}
-	r := b.freeRuns[len(b.freeRuns)-1]
-	b.freeRuns = b.freeRuns[:len(b.freeRuns)-1]
+	r := b.freeRuns[0]
+	b.freeRuns = slices.Delete(b.freeRuns, 0, 1)
 	return r
 }
+
+// runBudget is the memory queued runs may hold before they are ingested.
+func (b *backend) runBudget() int64 { return min(maxPendingRunBytes, b.opts.WriteCacheSize/4) }
 
 // mergeRuns calls add with every key of the runs in key order, with its
 // value in the newest run holding it, and returns how many it added.

@@ -34,8 +34,12 @@ type run struct {
 	epoch   uint64 // the write cache epoch it holds
 }
 
-// genSorter holds the sort's scratch buffer between snapshots.
-type genSorter struct{ tmp []sortedEntry }
+// genSorter holds the sort's scratch buffer between snapshots, and the
+// bytes per entry of the last run (to size the next one's data at once).
+type genSorter struct {
+	tmp           []sortedEntry
+	bytesPerEntry int
+}
 
 // sort returns gen's entries in key order as a run, in into's buffers
 // (recycled from an ingested run, or empty). gen's entries must not change
@@ -43,6 +47,9 @@ type genSorter struct{ tmp []sortedEntry }
 func (s *genSorter) sort(gen []*entry, into run) run {
 	a := grow(into.entries, len(gen))
 	data := into.data[:0]
+	if want := len(gen) * max(s.bytesPerEntry, 16); cap(data) < want {
+		data = make([]byte, 0, want+want/4)
+	}
 	var hist [16][256]int
 	for _, e := range gen {
 		var p [16]byte
@@ -51,15 +58,15 @@ func (s *genSorter) sort(gen []*entry, into run) run {
 			hist[d][c]++
 		}
 		x := sortedEntry{hi: binary.BigEndian.Uint64(p[:8]), lo: binary.BigEndian.Uint64(p[8:]), off: len(data), klen: len(e.key), vlen: -1}
-		if len(data)+len(e.key)+len(e.val) > cap(data) {
-			data = slices.Grow(data, len(data)/4+len(e.key)+len(e.val))
-		}
 		data = append(data, e.key...)
 		if !e.del {
 			x.vlen = len(e.val)
 			data = append(data, e.val...)
 		}
 		a = append(a, x)
+	}
+	if len(gen) > 0 {
+		s.bytesPerEntry = (len(data) + len(gen) - 1) / len(gen)
 	}
 	tmp := grow(s.tmp, len(a))[:len(a)]
 	// Least significant digit first; each pass is stable.

@@ -81,7 +81,12 @@ func TestStartOffsets(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	topic := testenv.KafkaTopic(t, brokers, "in", 3)
 	produce(t, brokers, topic, 0, 3000, 10)
-	between := time.Now()
+	// Record timestamps are milliseconds: "between" must be a millisecond
+	// no record of the first part was stamped in (they were all stamped
+	// before now), and the second part must start there. (With both in one
+	// millisecond, a time lookup found the first part's last batches.)
+	between := time.Now().Truncate(time.Millisecond).Add(time.Millisecond)
+	time.Sleep(time.Until(between)) // waiting for the clock, not for an event
 	produce(t, brokers, topic, 3000, 2000, 10)
 
 	counters := &kafka.SourceCounters{}

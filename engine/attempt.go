@@ -40,10 +40,44 @@ type attempt struct {
 	finished      bool
 }
 
-// triggered remembers when and what was triggered, for durations and status.
+// triggered remembers when and what was triggered, for durations and
+// status, and holds the context of the checkpoint's uploads: cancelled when
+// the checkpoint ends, so that an upload hung on an unresponsive store does
+// not hold an upload worker (and every later checkpoint) after its
+// checkpoint was aborted.
 type triggered struct {
 	at      time.Time
 	barrier checkpoint.Barrier
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// endTriggered forgets checkpoint id and cancels its uploads.
+func (a *attempt) endTriggered(id uint64) triggered {
+	a.mu.Lock()
+	tr, ok := a.triggered[id]
+	delete(a.triggered, id)
+	a.mu.Unlock()
+	if ok {
+		tr.cancel()
+	}
+	return tr
+}
+
+// uploadContext is the context of checkpoint id's uploads, within ctx; a
+// cancelled one if the checkpoint already ended.
+func (a *attempt) uploadContext(ctx context.Context, id uint64) (context.Context, context.CancelFunc) {
+	a.mu.Lock()
+	tr, ok := a.triggered[id]
+	a.mu.Unlock()
+	if !ok {
+		c, cancel := context.WithCancelCause(ctx)
+		cancel(fmt.Errorf("checkpoint %d ended before its upload started", id))
+		return c, func() {}
+	}
+	c, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(tr.ctx, cancel)
+	return c, func() { stop(); cancel() }
 }
 
 // taskEnv is everything one subtask needs from its attempt.
@@ -321,7 +355,9 @@ func (a *attempt) acknowledge(ctx context.Context, env *taskEnv, b checkpoint.Ba
 	job := func(ctx context.Context) {
 		err := a.fault(FaultUpload, env.id, b.ID)
 		if err == nil {
-			st.Keyed, err = pending.Upload(ctx, &uploader{a: a, env: env, b: b})
+			uctx, done := a.uploadContext(ctx, b.ID)
+			st.Keyed, err = pending.Upload(uctx, &uploader{a: a, env: env, b: b})
+			done()
 		}
 		var msg any = checkpoint.Ack{ID: b.ID, Task: env.id, State: st}
 		if err != nil {

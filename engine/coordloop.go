@@ -50,7 +50,8 @@ func (a *attempt) execute(ctx context.Context, c *checkpoint.Coordinator, effect
 		case checkpoint.InjectBarrier:
 			a.mu.Lock()
 			a.lastTriggered = e.Barrier.ID
-			a.triggered[e.Barrier.ID] = triggered{at: time.Now(), barrier: e.Barrier}
+			tctx, cancel := context.WithCancel(ctx)
+			a.triggered[e.Barrier.ID] = triggered{at: time.Now(), barrier: e.Barrier, ctx: tctx, cancel: cancel}
 			a.mu.Unlock()
 			if a.cfg.Control != nil {
 				a.cfg.Control.injected(e.Barrier)
@@ -94,10 +95,7 @@ func (a *attempt) execute(ctx context.Context, c *checkpoint.Coordinator, effect
 			if a.cfg.Listener != nil {
 				a.cfg.Listener.CheckpointAborted(e.ID, e.Reason)
 			}
-			a.mu.Lock()
-			tr := a.triggered[e.ID]
-			delete(a.triggered, e.ID)
-			a.mu.Unlock()
+			tr := a.endTriggered(e.ID)
 			if a.cfg.Control != nil {
 				a.cfg.Control.record(CheckpointInfo{ID: e.ID, Kind: tr.barrier.Kind.String(), At: time.Now(),
 					DurationMillis: time.Since(tr.at).Milliseconds(), Aborted: e.Reason})
@@ -122,10 +120,7 @@ func (a *attempt) execute(ctx context.Context, c *checkpoint.Coordinator, effect
 }
 
 func (a *attempt) completed(m *checkpoint.Manifest, name string) {
-	a.mu.Lock()
-	tr := a.triggered[m.ID]
-	delete(a.triggered, m.ID)
-	a.mu.Unlock()
+	tr := a.endTriggered(m.ID)
 	d := time.Since(tr.at)
 	if a.cfg.Listener != nil {
 		a.cfg.Listener.CheckpointCompleted(m, d)

@@ -58,20 +58,29 @@ func TestInProcessFaultsPebble(t *testing.T) {
 }
 
 // stallingStore makes some state uploads stall, then fail, as a put that
-// times out does.
+// times out does; with hang, the first hang state uploads block until
+// their context ends, as a put to an unresponsive server without a
+// timeout would.
 type stallingStore struct {
 	checkpoint.Store
-	stall   time.Duration
-	every   int64
-	n       atomic.Int64
-	stalled atomic.Int64
-	always  bool
+	stall    time.Duration
+	every    int64
+	n        atomic.Int64
+	stalled  atomic.Int64
+	always   bool
+	hang     int64
+	released atomic.Int64 // hung puts that ended by cancellation
 }
 
 func (s *stallingStore) Put(ctx context.Context, name string, r io.Reader, size int64) error {
 	if strings.Contains(name, "/data/") {
 		if s.always {
 			return errors.New("injected: S3 put refused")
+		}
+		if s.stalled.Load() < s.hang && s.stalled.Add(1) <= s.hang {
+			<-ctx.Done()
+			s.released.Add(1)
+			return context.Cause(ctx)
 		}
 		if s.n.Add(1)%s.every == 0 {
 			s.stalled.Add(1)
@@ -118,6 +127,45 @@ func TestPebbleUploadTimeoutsDecline(t *testing.T) {
 	t.Logf("%d uploads stalled; %d checkpoints aborted, %d completed", store.stalled.Load(), aborted.aborted.Load(), aborted.completed.Load())
 	if store.stalled.Load() == 0 || aborted.aborted.Load() == 0 || aborted.completed.Load() == 0 {
 		t.Fatal("the test must see stalled uploads, aborted and completed checkpoints")
+	}
+}
+
+// TestPebbleHungUploadCancelledWithItsCheckpoint: a state upload that hangs
+// (a store that never answers) is cancelled when its checkpoint times out,
+// so the single upload worker is free again: later checkpoints complete,
+// the job finishes and its output is exact. Before uploads had their
+// checkpoint's context, the worker stayed blocked until the attempt ended,
+// and no checkpoint completed again.
+func TestPebbleHungUploadCancelledWithItsCheckpoint(t *testing.T) {
+	fs, err := fsstore.Open(t.TempDir() + "/ckpt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &stallingStore{Store: fs, every: 1 << 62, hang: 2}
+	dir := t.TempDir()
+	const records, keys = 10000, 100
+	o := testjob.Options{Name: "hang", Records: records, Keys: keys, Parallelism: 2, OutDir: dir + "/out", Rate: 5000}
+	counts := &abortCounter{}
+	cfg := engine.Config{
+		Store: store, StateBackend: pebblestate.New(pebbleState(t)),
+		CheckpointInterval: 50 * time.Millisecond, CheckpointTimeout: 300 * time.Millisecond,
+		UploadConcurrency: 1, TolerableFailures: 1000, Restart: engine.NoRestart(), Listener: counts,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := engine.Run(ctx, testjob.Build(o), cfg); err != nil {
+		t.Fatalf("run: %v (hung uploads released: %d of %d)", err, store.released.Load(), store.stalled.Load())
+	}
+	lines, err := file.ReadCommitted(o.OutDir, "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testjob.Verify(lines, records, keys); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d uploads hung and were released; %d checkpoints aborted, %d completed", store.released.Load(), counts.aborted.Load(), counts.completed.Load())
+	if store.released.Load() != store.hang || counts.aborted.Load() == 0 || counts.completed.Load() == 0 {
+		t.Fatal("the test must see every hung upload cancelled, aborted and completed checkpoints")
 	}
 }
 

@@ -145,12 +145,20 @@ func (b *backend) evict() {
 	}
 }
 
-// warm loads a restored database into the cache while it fits in three
-// quarters of the budget. When all of it fits, the cache is complete and a
-// restored job runs as fast as a fresh one, instead of paying a Pebble read
-// for the first access of every key; otherwise what was loaded is a warm
-// read cache.
+// warm loads a restored database into the cache if it fits in three
+// quarters of the budget: the cache is then complete and a restored job
+// runs as fast as a fresh one, instead of paying a Pebble read for the
+// first access of every key. A state estimated too big (from its tables'
+// properties) is not loaded at all: a part of it, in key order, would cost
+// restore time for little gain. Should the estimate be short, loading stops
+// at the limit, leaving a warm read cache.
 func (b *backend) warm() error {
+	limit := b.opts.WriteCacheSize / 4 * 3
+	if est, err := b.estimateCacheBytes(); err != nil {
+		return fmt.Errorf("estimate the restored state's size: %w", err)
+	} else if est > limit {
+		return nil
+	}
 	// Map-state keys must be indexed for Scan: the restored states'
 	// kinds are known before the operators register them.
 	b.cmu.Lock()
@@ -165,7 +173,6 @@ func (b *backend) warm() error {
 	if err != nil {
 		return fmt.Errorf("load the restored state into the cache: %w", err)
 	}
-	limit := b.opts.WriteCacheSize / 4 * 3
 	valid := it.First()
 	for ; valid && b.cacheBytes < limit; valid = it.Next() {
 		v, err := it.ValueAndErr()
@@ -181,4 +188,23 @@ func (b *backend) warm() error {
 		return fmt.Errorf("load the restored state into the cache: %w", err)
 	}
 	return it.Close()
+}
+
+// estimateCacheBytes estimates what the database would take in the cache,
+// from its tables' properties (an overestimate where levels hold older
+// versions of the same keys).
+func (b *backend) estimateCacheBytes() (int64, error) {
+	levels, err := b.db.SSTables(pebble.WithProperties())
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, level := range levels {
+		for _, t := range level {
+			if p := t.Properties; p != nil {
+				n += int64(p.NumEntries)*entryOverhead + int64(p.RawKeySize+p.RawValueSize)
+			}
+		}
+	}
+	return n, nil
 }

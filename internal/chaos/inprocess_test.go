@@ -73,13 +73,7 @@ func runWithFaults(t *testing.T, r faultRun) (*injector, int64) {
 		t.Fatalf("run: %v (faults fired: %s)", err, in)
 	}
 	t.Logf("faults fired: %d (%s); restarts: %d", in.total(), in, restarts.n.Load())
-	lines, err := file.ReadCommitted(o.OutDir, "out")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testjob.Verify(lines, records, r.keys); err != nil {
-		t.Fatal(err)
-	}
+	verifyCommitted(t, o.OutDir, records, r.keys)
 	checkStoreIsClean(t, fs, r.name, 2)
 	return in, restarts.n.Load()
 }
@@ -141,6 +135,19 @@ func TestParallelismDoesNotChangeOutput(t *testing.T) {
 		}
 	}
 	if err := testjob.Verify(first, records, keys); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// verifyCommitted checks the committed output of a testjob in outDir
+// against its oracle.
+func verifyCommitted(t *testing.T, outDir string, records uint64, keys int) {
+	t.Helper()
+	lines, err := file.ReadCommitted(outDir, "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testjob.Verify(lines, records, keys); err != nil {
 		t.Fatal(err)
 	}
 }

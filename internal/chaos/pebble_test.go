@@ -13,7 +13,6 @@ import (
 	"github.com/onceflow/onceflow/checkpoint"
 	"github.com/onceflow/onceflow/checkpoint/fsstore"
 	_ "github.com/onceflow/onceflow/checkpoint/s3store" // s3:// stores
-	"github.com/onceflow/onceflow/connectors/file"
 	"github.com/onceflow/onceflow/engine"
 	"github.com/onceflow/onceflow/engine/state/pebblestate"
 	"github.com/onceflow/onceflow/internal/testenv"
@@ -117,13 +116,7 @@ func TestPebbleUploadTimeoutsDecline(t *testing.T) {
 	if err := engine.Run(ctx, testjob.Build(o), cfg); err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	lines, err := file.ReadCommitted(o.OutDir, "out")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testjob.Verify(lines, records, keys); err != nil {
-		t.Fatal(err)
-	}
+	verifyCommitted(t, o.OutDir, records, keys)
 	t.Logf("%d uploads stalled; %d checkpoints aborted, %d completed", store.stalled.Load(), aborted.aborted.Load(), aborted.completed.Load())
 	if store.stalled.Load() == 0 || aborted.aborted.Load() == 0 || aborted.completed.Load() == 0 {
 		t.Fatal("the test must see stalled uploads, aborted and completed checkpoints")
@@ -156,13 +149,7 @@ func TestPebbleHungUploadCancelledWithItsCheckpoint(t *testing.T) {
 	if err := engine.Run(ctx, testjob.Build(o), cfg); err != nil {
 		t.Fatalf("run: %v (hung uploads released: %d of %d)", err, store.released.Load(), store.stalled.Load())
 	}
-	lines, err := file.ReadCommitted(o.OutDir, "out")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := testjob.Verify(lines, records, keys); err != nil {
-		t.Fatal(err)
-	}
+	verifyCommitted(t, o.OutDir, records, keys)
 	t.Logf("%d uploads hung and were released; %d checkpoints aborted, %d completed", store.released.Load(), counts.aborted.Load(), counts.completed.Load())
 	if store.released.Load() != store.hang || counts.aborted.Load() == 0 || counts.completed.Load() == 0 {
 		t.Fatal("the test must see every hung upload cancelled, aborted and completed checkpoints")

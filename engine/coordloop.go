@@ -186,24 +186,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// downloader reads state objects and verifies them against their handles, so
-// a damaged checkpoint is named instead of half-restored.
-type downloader struct{ a *attempt }
-
-func (d *downloader) Open(ctx context.Context, h checkpoint.Handle) (io.ReadCloser, error) {
-	data, err := checkpoint.GetBytes(ctx, d.a.cfg.Store, h.Name)
-	if err != nil {
-		return nil, fmt.Errorf("read state object %s: %w", h.Name, err)
-	}
-	if int64(len(data)) != h.Size {
-		return nil, fmt.Errorf("state object %s: %d bytes, the manifest says %d (truncated or replaced)", h.Name, len(data), h.Size)
-	}
-	if sum := crc32.Checksum(data, castagnoli); sum != h.CRC32C {
-		return nil, fmt.Errorf("state object %s: checksum %08x, the manifest says %08x (corrupt)", h.Name, sum, h.CRC32C)
-	}
-	return io.NopCloser(bytes.NewReader(data)), nil
-}
-
 // errNotWritten marks a manifest write known to have failed: the checkpoint
 // can be aborted safely.
 var errNotWritten = errors.New("manifest not written")

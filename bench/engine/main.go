@@ -11,12 +11,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/onceflow/onceflow/bench/internal/benchkit"
 	"github.com/onceflow/onceflow/checkpoint/fsstore"
 	"github.com/onceflow/onceflow/connectors/datagen"
 	"github.com/onceflow/onceflow/engine"
@@ -50,17 +49,12 @@ func main() {
 	only := flag.String("only", "", "run only the scenario whose name contains this")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := benchkit.StartCPUProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
 	}
+	defer stopProfile()
 
 	scenarios := []struct {
 		name     string
@@ -81,7 +75,7 @@ func main() {
 			res, err := measure(s.name, s.interval, *records, *keys, *par)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "bench:", err)
-				pprof.StopCPUProfile()
+				stopProfile()
 				os.Exit(1)
 			}
 			samples[i] = append(samples[i], res)
@@ -130,28 +124,16 @@ func measure(name string, interval time.Duration, records, keys uint64, par int)
 	cps := &listener{}
 	cfg := engine.Config{Store: store, CheckpointInterval: interval, Restart: engine.NoRestart(), Listener: cps,
 		Logger: quietLogger()}
-	cpu0 := cpuSeconds()
+	cpu0 := benchkit.CPUSeconds()
 	start := time.Now()
 	if err := engine.Run(context.Background(), job, cfg); err != nil {
 		return result{}, fmt.Errorf("%s: %w", name, err)
 	}
 	elapsed := time.Since(start).Seconds()
-	cpu := cpuSeconds() - cpu0
+	cpu := benchkit.CPUSeconds() - cpu0
 	return result{
 		Scenario: name, Records: records, RecordsPerSec: float64(records) / elapsed,
-		CPUSecPerMRec: cpu / (float64(records) / 1e6), Checkpoints: cps.completed, MaxRSSMiB: maxRSSMiB(),
+		CPUSecPerMRec: cpu / (float64(records) / 1e6), Checkpoints: cps.completed, MaxRSSMiB: benchkit.MaxRSSMiB(),
 		ElapsedSeconds: elapsed,
 	}, nil
-}
-
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-func maxRSSMiB() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Maxrss) / 1024
 }

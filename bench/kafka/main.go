@@ -21,12 +21,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/pprof"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/onceflow/onceflow/bench/internal/benchkit"
 	"github.com/onceflow/onceflow/connectors/kafka"
 	"github.com/onceflow/onceflow/connectors/kafka/devbroker"
 )
@@ -70,20 +69,15 @@ func main() {
 	out := flag.String("json", "", "also write the results as JSON to this file")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench/kafka:", err)
-			os.Exit(1)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := benchkit.StartCPUProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/kafka:", err)
+		os.Exit(1)
 	}
+	defer stopProfile()
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := run(*records, *keys, *valueSize, int32(*partitions), *par, *rounds, *brokerList, *verify, *only, *out); err != nil {
-		pprof.StopCPUProfile()
+		stopProfile()
 		fmt.Fprintln(os.Stderr, "bench/kafka:", err)
 		os.Exit(1)
 	}
@@ -110,7 +104,7 @@ func run(records, keys, valueSize int, partitions int32, par, rounds int, broker
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "writing %d records of %d bytes over %d keys into %s...\n", records, valueSize, keys, e.in)
-	if err := writeInput(ctx, brokers, e.in, records, keys, valueSize); err != nil {
+	if err := benchkit.WriteInput(ctx, brokers, e.in, records, keys, valueSize); err != nil {
 		return err
 	}
 
@@ -177,22 +171,16 @@ func run(records, keys, valueSize int, partitions int32, par, rounds int, broker
 }
 
 func measure(ctx context.Context, e *env, s scenario, out string) (result, error) {
-	cpu0 := cpuSeconds()
+	cpu0 := benchkit.CPUSeconds()
 	start := time.Now()
 	checkpoints, err := s.run(ctx, e, out)
 	if err != nil {
 		return result{}, err
 	}
 	elapsed := time.Since(start).Seconds()
-	cpu := cpuSeconds() - cpu0
+	cpu := benchkit.CPUSeconds() - cpu0
 	return result{Scenario: s.name, Records: e.records, RecordsPerSec: float64(e.records) / elapsed,
 		CPUSecPerMRec: cpu / (float64(e.records) / 1e6), Checkpoints: checkpoints, ElapsedSeconds: elapsed}, nil
-}
-
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 var errShort = errors.New("output is short")

@@ -3,43 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// writeInput writes the input with an idempotent producer, keyed (so that
-// each key is in one partition, as the keyed count's oracle needs).
-func writeInput(ctx context.Context, brokers []string, topic string, records, keys, valueSize int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	var mu sync.Mutex
-	var perr error
-	pad := make([]byte, valueSize)
-	for i := range pad {
-		pad[i] = 'x'
-	}
-	for seq := 0; seq < records; seq++ {
-		v := strconv.AppendInt(nil, int64(seq), 10)
-		v = append(v, pad[min(len(v), valueSize):]...)
-		cl.Produce(ctx, &kgo.Record{Key: []byte("k" + strconv.Itoa(seq%keys)), Value: v}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				perr = err
-				mu.Unlock()
-			}
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return err
-	}
-	return perr
-}
 
 // rawCopy is the baseline: a franz-go consumer (read_committed, like the
 // jobs) feeding an idempotent producer, flushed every second: what an

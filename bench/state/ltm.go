@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/onceflow/onceflow/bench/internal/benchkit"
 	"github.com/onceflow/onceflow/checkpoint/fsstore"
 	"github.com/onceflow/onceflow/engine/state"
 	"github.com/onceflow/onceflow/engine/state/pebblestate"
@@ -106,7 +107,7 @@ func largerThanMemory(dir string) error {
 	fmt.Println("| keys | updates/s | peak RSS (sampled) MiB | max RSS (kernel) MiB | Go heap in use at end MiB | local state dir MiB | uploaded MiB |")
 	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|")
 	fmt.Printf("| %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", n, float64(total)/elapsed.Seconds(), float64(peak.Load())/1024,
-		maxRSSMiB(), mib(int64(ms.HeapInuse)), mib(dbBytes), mib(uploaded))
+		benchkit.MaxRSSMiB(), mib(int64(ms.HeapInuse)), mib(dbBytes), mib(uploaded))
 	return nil
 }
 

@@ -21,8 +21,8 @@ import (
 	"os"
 	"runtime/pprof"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/onceflow/onceflow/bench/internal/benchkit"
 )
 
 var (
@@ -42,16 +42,11 @@ var (
 
 func main() {
 	flag.Parse()
-	if *cpuProf != "" {
-		f, err := os.Create(*cpuProf)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fail(err)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := benchkit.StartCPUProfile(*cpuProf)
+	if err != nil {
+		fail(err)
 	}
+	defer stopProfile()
 	scenarios := []struct {
 		name string
 		run  func(dir string) error
@@ -90,18 +85,6 @@ func fail(err error) {
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-func maxRSSMiB() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Maxrss) / 1024
-}
 
 // rssMiB is the current resident set size, from /proc (Linux).
 func rssMiB() float64 {

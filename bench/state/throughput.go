@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/onceflow/onceflow/bench/internal/benchkit"
 	"github.com/onceflow/onceflow/checkpoint"
 	"github.com/onceflow/onceflow/checkpoint/fsstore"
 	"github.com/onceflow/onceflow/connectors/datagen"
@@ -90,11 +91,11 @@ func countJob(storeDir string, f state.Factory) (rps, cpuPerM float64, checkpoin
 	c := &completions{}
 	cfg := engine.Config{Store: store, CheckpointInterval: time.Second, Restart: engine.NoRestart(), Listener: c,
 		Logger: quietLogger(), StateBackend: f}
-	cpu0 := cpuSeconds()
+	cpu0 := benchkit.CPUSeconds()
 	start := time.Now()
 	if err := engine.Run(context.Background(), job, cfg); err != nil {
 		return 0, 0, 0, err
 	}
 	elapsed := time.Since(start).Seconds()
-	return float64(*records) / elapsed, (cpuSeconds() - cpu0) / (float64(*records) / 1e6), c.n, nil
+	return float64(*records) / elapsed, (benchkit.CPUSeconds() - cpu0) / (float64(*records) / 1e6), c.n, nil
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/onceflow/onceflow/connectors/kafka"
+
+	"github.com/onceflow/onceflow/bench/internal/benchkit"
 )
 
 // recovery measures, for a job whose Pebble state holds keys keys, the time
@@ -34,7 +36,7 @@ func recovery(bin string, brokers []string, dir string, keys int, local bool) (r
 		}
 	}
 	// One record per key: after they are all counted, the state holds keys keys.
-	if err := writeInput(ctx, brokers, in, keys, keys, 20); err != nil {
+	if err := benchkit.WriteInput(ctx, brokers, in, keys, keys, 20); err != nil {
 		return res, err
 	}
 	storeDir, stateDir := filepath.Join(dir, "store-"+tag), filepath.Join(dir, "state-"+tag)

@@ -7,17 +7,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/onceflow/onceflow/bench/internal/benchkit"
 	"github.com/onceflow/onceflow/checkpoint"
 	"github.com/onceflow/onceflow/checkpoint/fsstore"
 	"github.com/onceflow/onceflow/connectors/kafka"
@@ -53,7 +52,7 @@ func workerThroughput(records, keys, valueSize int, verify bool, only, cpuProfil
 	if err := kafka.CreateTopic(ctx, brokers, in, 4); err != nil {
 		return err
 	}
-	if err := writeInput(ctx, brokers, in, records, keys, valueSize); err != nil {
+	if err := benchkit.WriteInput(ctx, brokers, in, records, keys, valueSize); err != nil {
 		return err
 	}
 	type scen struct {
@@ -91,15 +90,15 @@ func workerThroughput(records, keys, valueSize int, verify bool, only, cpuProfil
 		} else {
 			job = copyJob(brokers, in, out, true)
 		}
-		stopProfile, err := startProfile(cpuProfile, i)
+		stopProfile, err := benchkit.StartCPUProfile(profilePath(cpuProfile, i))
 		if err != nil {
 			return err
 		}
-		cpu0 := cpuSeconds()
+		cpu0 := benchkit.CPUSeconds()
 		start := time.Now()
 		err = engine.Run(ctx, job, cfg)
 		elapsed := time.Since(start).Seconds()
-		cpu := cpuSeconds() - cpu0
+		cpu := benchkit.CPUSeconds() - cpu0
 		stopProfile()
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
@@ -123,7 +122,7 @@ func workerThroughput(records, keys, valueSize int, verify bool, only, cpuProfil
 			}
 		}
 		results = append(results, result{Scenario: s.name, Records: records, RecordsPerSec: float64(records) / elapsed,
-			CPUSecPerMRec: cpu / (float64(records) / 1e6), Checkpoints: cps.n, MaxRSSMiB: maxRSSMiB(), ElapsedSeconds: elapsed})
+			CPUSecPerMRec: cpu / (float64(records) / 1e6), Checkpoints: cps.n, MaxRSSMiB: benchkit.MaxRSSMiB(), ElapsedSeconds: elapsed})
 		if err := kafka.DeleteTopic(ctx, brokers, out); err != nil {
 			return err
 		}
@@ -132,21 +131,14 @@ func workerThroughput(records, keys, valueSize int, verify bool, only, cpuProfil
 	return json.NewEncoder(os.Stdout).Encode(results)
 }
 
-// startProfile starts a CPU profile of scenario i's job run into
-// "<path>.<i>" (the input writing and the verification stay out of it).
-func startProfile(path string, i int) (stop func(), err error) {
+// profilePath names scenario i's CPU profile, "<path>.<i>" ("" profiles
+// nothing): it covers the job's run only, not the input writing or the
+// verification.
+func profilePath(path string, i int) string {
 	if path == "" {
-		return func() {}, nil
+		return ""
 	}
-	f, err := os.Create(fmt.Sprintf("%s.%d", path, i))
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return fmt.Sprintf("%s.%d", path, i)
 }
 
 // copyJob copies keys and values unchanged (as bench/kafka's pass-through
@@ -297,7 +289,7 @@ func workerLatency(rate int, interval, duration, warmup time.Duration) error {
 	}
 	res := result{Scenario: fmt.Sprintf("e2e latency, exactly-once pass-through, %d records/s, checkpoints every %v", rate, interval),
 		Records: len(lats), RecordsPerSec: float64(rate), Checkpoints: cps.n,
-		P50Ms: pct(0.5), P99Ms: pct(0.99), P999Ms: pct(0.999), MaxMs: lats[len(lats)-1].Seconds() * 1000, MaxRSSMiB: maxRSSMiB()}
+		P50Ms: pct(0.5), P99Ms: pct(0.99), P999Ms: pct(0.999), MaxMs: lats[len(lats)-1].Seconds() * 1000, MaxRSSMiB: benchkit.MaxRSSMiB()}
 	if missing := produced.Load() - seen; missing > 0 {
 		res.Note = fmt.Sprintf("%d records not seen within 15s of the end", missing)
 	}
@@ -313,53 +305,8 @@ func cmpErr(errs ...error) error {
 	return nil
 }
 
-// writeInput writes records keyed k0..k<keys-1> round-robin, each value of
-// valueSize bytes, with an idempotent producer.
-func writeInput(ctx context.Context, brokers []string, topic string, records, keys, valueSize int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	var mu sync.Mutex
-	var perr error
-	pad := make([]byte, valueSize)
-	for i := range pad {
-		pad[i] = 'x'
-	}
-	for seq := 0; seq < records; seq++ {
-		v := strconv.AppendInt(nil, int64(seq), 10)
-		v = append(v, pad[min(len(v), valueSize):]...)
-		cl.Produce(ctx, &kgo.Record{Key: []byte("k" + strconv.Itoa(seq%keys)), Value: v}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				perr = err
-				mu.Unlock()
-			}
-		})
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return err
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return perr
-}
-
 type counter struct{ n int }
 
 func (c *counter) CheckpointCompleted(*checkpoint.Manifest, time.Duration) { c.n++ }
 func (c *counter) CheckpointAborted(uint64, string)                        {}
 func (c *counter) Restarting(int, error, time.Duration)                    {}
-
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-func maxRSSMiB() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Maxrss) / 1024
-}

@@ -13,6 +13,8 @@ import (
 	"github.com/lovoo/goka/storage"
 
 	"github.com/onceflow/onceflow/internal/testjob/kafkajob"
+
+	"github.com/onceflow/onceflow/bench/internal/benchkit"
 )
 
 const group = "goka-count" // its table topic is goka-count-table
@@ -83,13 +85,13 @@ func runCount(ctx context.Context, brokers []string, in, out string, records int
 	}
 	defer watch.close()
 
-	stopProfile, err := startProfile(cpuProfile)
+	stopProfile, err := benchkit.StartCPUProfile(cpuProfile)
 	if err != nil {
 		return measured{}, fmt.Errorf("cpu profile: %w", err)
 	}
 	defer stopProfile()
 	var generations atomic.Int32 // assignments received: more than one is a rebalance
-	cpu0 := cpuSeconds()
+	cpu0 := benchkit.CPUSeconds()
 	start := time.Now()
 	proc, err := goka.NewProcessor(brokers, countGraph(in, out),
 		goka.WithStorageBuilder(storage.DefaultBuilder(storageDir)), // LevelDB, goka's default storage

@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/onceflow/onceflow/bench/internal/benchkit"
 	"github.com/onceflow/onceflow/connectors/kafka"
 	"github.com/onceflow/onceflow/connectors/kafka/devbroker"
 )
@@ -82,7 +83,7 @@ func run(records, keys, valueSize int, partitions int32, verify bool, cpuProfile
 			return result{}, fmt.Errorf("create topic: %w", err)
 		}
 	}
-	if err := writeInput(ctx, brokers, in, records, keys, valueSize); err != nil {
+	if err := benchkit.WriteInput(ctx, brokers, in, records, keys, valueSize); err != nil {
 		return result{}, fmt.Errorf("write input: %w", err)
 	}
 
@@ -106,6 +107,6 @@ func run(records, keys, valueSize int, partitions int32, verify bool, cpuProfile
 	}
 	// Records/s are of inputs: what was processed twice counts once.
 	return result{Scenario: scenario, Records: records, RecordsPerSec: float64(records) / m.elapsed.Seconds(),
-		CPUSecPerMRec: m.cpuSeconds / (float64(records) / 1e6), MaxRSSMiB: maxRSSMiB(), ElapsedSeconds: m.elapsed.Seconds(),
+		CPUSecPerMRec: m.cpuSeconds / (float64(records) / 1e6), MaxRSSMiB: benchkit.MaxRSSMiB(), ElapsedSeconds: m.elapsed.Seconds(),
 		Note: note}, nil
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/onceflow/onceflow/bench/internal/benchkit"
 )
 
 // pollEvery is how often the output's high watermarks and the group's
@@ -65,7 +67,7 @@ func (w *offsetWatcher) waitProcessed(ctx context.Context, group, in, out string
 		if err != nil {
 			return nil, err
 		}
-		samples = append(samples, sample{at: time.Now(), outputs: sum(outs), cpu: cpuSeconds()})
+		samples = append(samples, sample{at: time.Now(), outputs: sum(outs), cpu: benchkit.CPUSeconds()})
 		if reached(committed, end) {
 			return samples, nil
 		}

@@ -49,7 +49,7 @@ type triggered struct {
 	at      time.Time
 	barrier checkpoint.Barrier
 	ctx     context.Context
-	cancel  context.CancelFunc
+	cancel  context.CancelCauseFunc
 }
 
 // endTriggered forgets checkpoint id and cancels its uploads.
@@ -59,25 +59,23 @@ func (a *attempt) endTriggered(id uint64) triggered {
 	delete(a.triggered, id)
 	a.mu.Unlock()
 	if ok {
-		tr.cancel()
+		tr.cancel(fmt.Errorf("checkpoint %d ended", id))
 	}
 	return tr
 }
 
-// uploadContext is the context of checkpoint id's uploads, within ctx; a
-// cancelled one if the checkpoint already ended.
-func (a *attempt) uploadContext(ctx context.Context, id uint64) (context.Context, context.CancelFunc) {
+// uploadContext is the context of checkpoint id's uploads (it ends with
+// the attempt too); a cancelled one if the checkpoint already ended.
+func (a *attempt) uploadContext(ctx context.Context, id uint64) context.Context {
 	a.mu.Lock()
 	tr, ok := a.triggered[id]
 	a.mu.Unlock()
-	if !ok {
-		c, cancel := context.WithCancelCause(ctx)
-		cancel(fmt.Errorf("checkpoint %d ended before its upload started", id))
-		return c, func() {}
+	if ok {
+		return tr.ctx
 	}
-	c, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(tr.ctx, cancel)
-	return c, func() { stop(); cancel() }
+	c, cancel := context.WithCancelCause(ctx)
+	cancel(fmt.Errorf("checkpoint %d ended before its upload started", id))
+	return c
 }
 
 // taskEnv is everything one subtask needs from its attempt.
@@ -355,9 +353,7 @@ func (a *attempt) acknowledge(ctx context.Context, env *taskEnv, b checkpoint.Ba
 	job := func(ctx context.Context) {
 		err := a.fault(FaultUpload, env.id, b.ID)
 		if err == nil {
-			uctx, done := a.uploadContext(ctx, b.ID)
-			st.Keyed, err = pending.Upload(uctx, &uploader{a: a, env: env, b: b})
-			done()
+			st.Keyed, err = pending.Upload(a.uploadContext(ctx, b.ID), &uploader{a: a, env: env, b: b})
 		}
 		var msg any = checkpoint.Ack{ID: b.ID, Task: env.id, State: st}
 		if err != nil {

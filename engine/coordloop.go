@@ -50,7 +50,7 @@ func (a *attempt) execute(ctx context.Context, c *checkpoint.Coordinator, effect
 		case checkpoint.InjectBarrier:
 			a.mu.Lock()
 			a.lastTriggered = e.Barrier.ID
-			tctx, cancel := context.WithCancel(ctx)
+			tctx, cancel := context.WithCancelCause(ctx)
 			a.triggered[e.Barrier.ID] = triggered{at: time.Now(), barrier: e.Barrier, ctx: tctx, cancel: cancel}
 			a.mu.Unlock()
 			if a.cfg.Control != nil {

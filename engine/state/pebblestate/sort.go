@@ -9,9 +9,9 @@ import (
 
 // Every snapshot writes its epoch's entries as one sorted SST, its
 // changelog segment: hundreds of thousands of them per second under a fast
-// keyed job, in random key order. Sorting the entries by comparison spent its time on
-// branch mispredictions and on cache misses, fetching keys, entries and
-// values scattered over the heap. The sorter instead copies every key and
+// keyed job, in random key order. Sorting the entries by comparison spent
+// its time on branch mispredictions and on cache misses, fetching keys,
+// entries and values scattered over the heap. The sorter instead copies every key and
 // value once, in the order of the epoch's list, into one buffer, and radix
 // sorts small pointer-free records holding the first 16 bytes of each key:
 // one pass per byte that differs between keys (stored keys share their
@@ -21,7 +21,7 @@ import (
 // sortedEntry is one entry of a sorted generation.
 type sortedEntry struct {
 	hi, lo     uint64 // the key's first 16 bytes, zero-padded, big-endian
-	off        int    // of the key in the sorter's data; its value follows
+	off        int    // of the key in the run's data; its value follows
 	klen, vlen int    // vlen < 0: a tombstone
 }
 

@@ -33,7 +33,7 @@ var rules = []rule{
 	{from: mod + "/connectors/...", to: mod + "/runner/...", why: "connectors know nothing of the runner"},
 	{from: mod + "/...", to: mod + "/cmd/...", why: "nothing imports cmd"},
 	{from: mod + "/...", to: mod + "/examples/...", why: "nothing imports examples"},
-	{from: mod + "/...", to: mod + "/bench/...", why: "nothing imports bench"},
+	{from: mod + "/...", to: mod + "/bench/...", except: []string{mod + "/bench/..."}, why: "nothing outside bench imports bench"},
 	{from: mod + "/...", to: "github.com/cockroachdb/pebble/...", except: []string{mod + "/engine/state/pebblestate/...", mod + "/bench/..."},
 		why: "pebblestate is the only importer of Pebble"},
 	{from: mod + "/...", to: "github.com/minio/minio-go/...", except: []string{mod + "/checkpoint/s3store/...", mod + "/internal/testenv", mod + "/bench/..."},

@@ -1,7 +1,6 @@
 package pebblestate
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
@@ -140,7 +139,7 @@ func (b *backend) recycle(gen []*entry) {
 // interval is in Pebble yet, so the checkpoint is exactly p's state.
 func (b *backend) apply(p *pendingApply) error {
 	path := b.dir.segPath(p.seq)
-	size, err := b.writeGeneration(p.gen, p.epoch, p.id, path)
+	size, err := b.writeGeneration(p.gen, p.epoch, path)
 	if err != nil {
 		return err
 	}
@@ -178,26 +177,22 @@ func (b *backend) apply(p *pendingApply) error {
 // writeGeneration writes an epoch's entries, sorted, as the changelog
 // segment at path, and queues their run for ingestion into Pebble
 // (runs.go). It returns the file's size.
-func (b *backend) writeGeneration(gen []*entry, epoch, id uint64, path string) (int64, error) {
+func (b *backend) writeGeneration(gen []*entry, epoch uint64, path string) (int64, error) {
 	r := b.sorter.sort(gen, b.freeRun())
 	r.epoch = epoch
-	seg, err := b.createSegment(path)
+	seg, err := createSegment(path)
 	if err != nil {
 		return 0, err
 	}
-	for _, x := range r.entries {
+	var kbuf [16]byte
+	var vbuf [8]byte
+	for i := range r.entries {
+		x := &r.entries[i]
 		op := opPut
 		if x.vlen < 0 {
 			op = opDelete
 		}
-		if err := seg.add(op, r.key(x), r.value(x)); err != nil {
-			seg.abandon()
-			return 0, err
-		}
-	}
-	if err := seg.add(opPut, markerKey, binary.BigEndian.AppendUint64(nil, id)); err != nil {
-		seg.abandon()
-		return 0, err
+		seg.add(op, r.key(x, &kbuf), r.value(x, &vbuf))
 	}
 	size, err := seg.close()
 	if err != nil {
@@ -217,7 +212,7 @@ func (b *backend) spillDirty() error {
 	var size int64
 	path := b.dir.spillPath(b.seq, len(b.spills))
 	if err == nil {
-		size, err = b.writeGeneration(b.dirty, b.epoch, 0, path)
+		size, err = b.writeGeneration(b.dirty, b.epoch, path)
 		if err == nil {
 			b.markWritten(b.epoch)
 			// Spilled entries must become evictable: that is the point.
@@ -272,12 +267,12 @@ func newLayout(root string) layout {
 }
 
 func (l layout) segPath(seq uint64) string {
-	return filepath.Join(l.seg, fmt.Sprintf("%020d.sst", seq))
+	return filepath.Join(l.seg, fmt.Sprintf("%020d.seg", seq))
 }
 
 // spillPath names spill n of the interval after snapshot seq.
 func (l layout) spillPath(seq uint64, n int) string {
-	return filepath.Join(l.seg, fmt.Sprintf("%020d-spill-%d.sst", seq+1, n))
+	return filepath.Join(l.seg, fmt.Sprintf("%020d-spill-%d.seg", seq+1, n))
 }
 
 func (l layout) ckptPath(id, seq uint64) string {
@@ -285,4 +280,4 @@ func (l layout) ckptPath(id, seq uint64) string {
 }
 
 // segObjName is the object name of segment n of checkpoint id's interval.
-func segObjName(id uint64, n int) string { return fmt.Sprintf("seg-%d-%d.sst", id, n) }
+func segObjName(id uint64, n int) string { return fmt.Sprintf("seg-%d-%d.log", id, n) }

@@ -291,7 +291,7 @@ func (b *backend) build(ctx context.Context, from state.Downloader, m *snapMeta,
 	b.db = db
 	t2 := time.Now()
 	for _, s := range segs {
-		if err := ingestSegment(db, s.file.local, dir); err != nil {
+		if err := b.ingestSegment(db, s.file.local, dir); err != nil {
 			return nil, nil, fmt.Errorf("checkpoint %d: changelog segment of checkpoint %d (object %s): %w", m.CheckpointID, s.id, s.file.h.Name, err)
 		}
 		b.count(&b.stats.Replayed, s.file.size)

@@ -49,7 +49,7 @@ func (b *backend) ingestRuns() error {
 	}
 	start := time.Now()
 	path := filepath.Join(b.dir.seg, fmt.Sprintf("merged-%020d.sst", b.runs[len(b.runs)-1].epoch))
-	w, err := b.createSegment(path)
+	w, err := b.createTable(path)
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func (b *backend) ingestRuns() error {
 	if n == 0 {
 		w.abandon()
 	} else {
-		if _, err := w.close(); err != nil {
+		if err := w.close(); err != nil {
 			return err
 		}
 		// Pebble moves the file in: nothing else uses it.
@@ -81,7 +81,7 @@ func (b *backend) ingestRuns() error {
 	slices.SortFunc(b.freeRuns, func(x, y run) int { return cmp.Compare(y.bytes(), x.bytes()) })
 	var kept int64
 	for i := range b.freeRuns {
-		if kept += b.freeRuns[i].bytes(); kept > b.runBudget() || i >= maxPendingRuns {
+		if kept += b.freeRuns[i].bytes(); kept > 2*b.runBudget() || i >= maxPendingRuns {
 			clear(b.freeRuns[i:])
 			b.freeRuns = b.freeRuns[:i]
 			break
@@ -109,6 +109,8 @@ func (b *backend) runBudget() int64 { return min(maxPendingRunBytes, b.opts.Writ
 func mergeRuns(runs []run, add func(op byte, k, v []byte) error) (int, error) {
 	pos := make([]int, len(runs))
 	n := 0
+	var kbuf [16]byte
+	var vbuf [8]byte
 	for {
 		// The smallest head; on ties the newest run (highest index).
 		best := -1
@@ -129,7 +131,7 @@ func mergeRuns(runs []run, add func(op byte, k, v []byte) error) (int, error) {
 		if x.vlen < 0 {
 			op = opDelete
 		}
-		if err := add(op, r.key(x), r.value(x)); err != nil {
+		if err := add(op, r.key(&x, &kbuf), r.value(&x, &vbuf)); err != nil {
 			return n, err
 		}
 		n++
@@ -149,5 +151,6 @@ func compareEntries(ra *run, a sortedEntry, rb *run, b sortedEntry) int {
 	if c := cmp.Compare(a.lo, b.lo); c != 0 {
 		return c
 	}
-	return bytes.Compare(ra.key(a), rb.key(b))
+	var ka, kb [16]byte
+	return bytes.Compare(ra.key(&a, &ka), rb.key(&b, &kb))
 }

@@ -7,22 +7,29 @@ import (
 	"unsafe"
 )
 
-// Every snapshot writes its epoch's entries as one sorted SST, its
-// changelog segment: hundreds of thousands of them per second under a fast
-// keyed job, in random key order. Sorting the entries by comparison spent
-// its time on branch mispredictions and on cache misses, fetching keys,
-// entries and values scattered over the heap. The sorter instead copies every key and
-// value once, in the order of the epoch's list, into one buffer, and radix
-// sorts small pointer-free records holding the first 16 bytes of each key:
-// one pass per byte that differs between keys (stored keys share their
-// state tag and mostly their length, so most bytes are skipped), then a
-// comparison sort of the rare runs of keys equal in their first 16 bytes.
+// Every snapshot writes its epoch's entries as one sorted changelog
+// segment: hundreds of thousands of them per second under a fast keyed job,
+// in random key order. Sorting the entries by comparison spent its time on
+// branch mispredictions and on cache misses, fetching keys, entries and
+// values scattered over the heap. The sorter instead reads every entry once,
+// in the order of the epoch's list, into small pointer-free records holding
+// the first 16 bytes of its key and, when it has at most 8, its value; only
+// longer keys and values are copied into one buffer. It radix sorts the
+// records: one pass per byte that differs between keys (stored keys share
+// their state tag and mostly their length, so most bytes are skipped), then
+// a comparison sort of the rare runs of keys equal in their first 16 bytes.
+//
+// Small keys and values travel inside the records because reading them
+// from the buffer in key order, to write the segment and later to merge
+// runs, missed the CPU cache once per entry (measured: 120 ns an entry, a
+// fifth of a checkpoint's cost).
 
 // sortedEntry is one entry of a sorted generation.
 type sortedEntry struct {
 	hi, lo     uint64 // the key's first 16 bytes, zero-padded, big-endian
-	off        int    // of the key in the run's data; its value follows
-	klen, vlen int    // vlen < 0: a tombstone
+	val        uint64 // the value, if at most 8 bytes: zero-padded, big-endian
+	off        int    // in the run's data: the key if longer than 16 bytes, then the value if longer than 8
+	klen, vlen int32  // vlen < 0: a tombstone
 }
 
 // run is one generation in key order, with its keys and values: kept in
@@ -47,7 +54,7 @@ type genSorter struct {
 func (s *genSorter) sort(gen []*entry, into run) run {
 	a := grow(into.entries, len(gen))
 	data := into.data[:0]
-	if want := len(gen) * max(s.bytesPerEntry, 16); cap(data) < want {
+	if want := len(gen) * s.bytesPerEntry; cap(data) < want {
 		data = make([]byte, 0, want+want/4)
 	}
 	var hist [16][256]int
@@ -57,11 +64,19 @@ func (s *genSorter) sort(gen []*entry, into run) run {
 		for d, c := range p {
 			hist[d][c]++
 		}
-		x := sortedEntry{hi: binary.BigEndian.Uint64(p[:8]), lo: binary.BigEndian.Uint64(p[8:]), off: len(data), klen: len(e.key), vlen: -1}
-		data = append(data, e.key...)
+		x := sortedEntry{hi: binary.BigEndian.Uint64(p[:8]), lo: binary.BigEndian.Uint64(p[8:]), off: len(data), klen: int32(len(e.key)), vlen: -1}
+		if len(e.key) > len(p) {
+			data = append(data, e.key...)
+		}
 		if !e.del {
-			x.vlen = len(e.val)
-			data = append(data, e.val...)
+			x.vlen = int32(len(e.val))
+			if len(e.val) <= 8 {
+				var v [8]byte
+				copy(v[:], e.val)
+				x.val = binary.BigEndian.Uint64(v[:])
+			} else {
+				data = append(data, e.val...)
+			}
 		}
 		a = append(a, x)
 	}
@@ -96,7 +111,8 @@ func (s *genSorter) sort(gen []*entry, into run) run {
 			j++
 		}
 		if j-i > 1 {
-			slices.SortFunc(a[i:j], func(x, y sortedEntry) int { return bytes.Compare(r.key(x), r.key(y)) })
+			var kx, ky [16]byte
+			slices.SortFunc(a[i:j], func(x, y sortedEntry) int { return bytes.Compare(r.key(&x, &kx), r.key(&y, &ky)) })
 		}
 		i = j
 	}
@@ -113,10 +129,28 @@ func grow(buf []sortedEntry, n int) []sortedEntry {
 	return make([]sortedEntry, 0, n+n/4)
 }
 
-// key and value return x's bytes in the run's data.
-func (r *run) key(x sortedEntry) []byte { return r.data[x.off : x.off+x.klen] }
-func (r *run) value(x sortedEntry) []byte {
-	return r.data[x.off+x.klen : x.off+x.klen+max(0, x.vlen)]
+// key returns x's key: in the run's data, or built in buf.
+func (r *run) key(x *sortedEntry, buf *[16]byte) []byte {
+	if x.klen > 16 {
+		return r.data[x.off : x.off+int(x.klen)]
+	}
+	binary.BigEndian.PutUint64(buf[:8], x.hi)
+	binary.BigEndian.PutUint64(buf[8:], x.lo)
+	return buf[:x.klen]
+}
+
+// value returns x's value (empty for a tombstone): in the run's data, or
+// built in buf.
+func (r *run) value(x *sortedEntry, buf *[8]byte) []byte {
+	if x.vlen <= 8 {
+		binary.BigEndian.PutUint64(buf[:], x.val)
+		return buf[:max(0, x.vlen)]
+	}
+	off := x.off
+	if x.klen > 16 {
+		off += int(x.klen)
+	}
+	return r.data[off : off+int(x.vlen)]
 }
 
 // bytes is the memory the run holds.

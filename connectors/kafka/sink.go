@@ -196,31 +196,6 @@ func Sink[T any](s engine.Stream[T], name string, cfg SinkConfig[T], opts ...eng
 	}, opts...)
 }
 
-// recordBuilder turns user records into client records.
-type recordBuilder[T any] struct {
-	cfg *SinkConfig[T]
-	// bufSize is the encoded size of the last batch: the next one's
-	// buffer starts there.
-	bufSize int
-}
-
-// buildAll builds the client records of a batch in one allocation, and
-// the keys and values of serializers that can append in another (the
-// client keeps each record until it is acknowledged; the slabs live as
-// long as the last of them).
-func (b *recordBuilder[T]) buildAll(vs []T) ([]kgo.Record, error) {
-	rs := make([]kgo.Record, len(vs))
-	buf := make([]byte, 0, b.bufSize)
-	var err error
-	for i := range vs {
-		if buf, err = b.build(vs[i], &rs[i], buf); err != nil {
-			return nil, err
-		}
-	}
-	b.bufSize = cap(buf)
-	return rs, nil
-}
-
 // serialize encodes v with s, into buf when s can append. It returns the
 // encoding and buf.
 func serialize[T any](s Serializer[T], topic string, v T, buf []byte) ([]byte, []byte, error) {

@@ -40,12 +40,12 @@ func (w *plainWriter[T]) Write(ctx context.Context, records []T) error {
 	if err := w.res.failed(); err != nil {
 		return err
 	}
-	rs, err := w.b.buildAll(records)
+	sl, err := w.b.buildAll(records, w.res)
 	if err != nil {
 		return err
 	}
-	for i := range rs {
-		w.cl.Produce(ctx, &rs[i], w.res.promise)
+	for i := range sl.recs {
+		w.cl.Produce(ctx, &sl.recs[i], sl.promise)
 	}
 	if c := w.b.cfg.Counters; c != nil {
 		c.Records.Add(int64(len(records)))

@@ -85,12 +85,12 @@ func (w *txnWriter[T]) Write(ctx context.Context, records []T) error {
 	if err := s.res.failed(); err != nil {
 		return fmt.Errorf("transaction %q: %w", s.id, explain(err))
 	}
-	rs, err := w.b.buildAll(records)
+	sl, err := w.b.buildAll(records, s.res)
 	if err != nil {
 		return err
 	}
-	for i := range rs {
-		s.cl.Produce(ctx, &rs[i], s.res.promise)
+	for i := range sl.recs {
+		s.cl.Produce(ctx, &sl.recs[i], sl.promise)
 	}
 	if c := w.cfg.Counters; c != nil {
 		c.Records.Add(int64(len(records)))

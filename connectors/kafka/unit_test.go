@@ -208,10 +208,11 @@ func TestBuildAllAppends(t *testing.T) {
 		for i := range vs {
 			vs[i] = i * 1000
 		}
-		rs, err := b.buildAll(vs)
+		sl, err := b.buildAll(vs, newResults())
 		if err != nil {
 			t.Fatal(err)
 		}
+		rs := sl.recs
 		_ = append(rs[0].Key, "XXXXXXXX"...)
 		for i, r := range rs {
 			if string(r.Key) != fmt.Sprintf("k%d", vs[i]) || string(r.Value) != fmt.Sprintf("value-%d", vs[i]) || r.Topic != "t" {
@@ -225,7 +226,49 @@ func TestBuildAllAppends(t *testing.T) {
 		}
 		return append(dst, 'x'), nil
 	})}}
-	if _, err := failing.buildAll([]int{1, 2, 3}); err == nil || !strings.Contains(err.Error(), "serialize value for topic t: no") {
+	if _, err := failing.buildAll([]int{1, 2, 3}, newResults()); err == nil || !strings.Contains(err.Error(), "serialize value for topic t: no") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestSlabRecycling: a batch's slab serves a later batch only once every
+// promise of its records ran, and comes back with no trace of its records.
+func TestSlabRecycling(t *testing.T) {
+	cfg := &SinkConfig[int]{
+		Topic:   "t",
+		Value:   AppendSerializerFunc[int](func(dst []byte, _ string, v int) ([]byte, error) { return fmt.Appendf(dst, "v%d", v), nil }),
+		Headers: func(v int) []Header { return []Header{{Key: "h", Value: []byte(fmt.Sprint(v))}} },
+	}
+	b := recordBuilder[int]{cfg: cfg}
+	res := newResults()
+	first, err := b.buildAll([]int{1, 2, 3}, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.promise(&first.recs[0], nil)
+	first.promise(&first.recs[1], nil)
+	second, err := b.buildAll([]int{4}, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == first {
+		t.Fatal("a slab with a promise still to run was reused")
+	}
+	first.promise(&first.recs[2], nil)
+	third, err := b.buildAll([]int{5, 6}, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third != first {
+		t.Fatal("an acknowledged slab was not reused")
+	}
+	for i, want := range []int{5, 6} {
+		r := third.recs[i]
+		if string(r.Value) != fmt.Sprintf("v%d", want) || len(r.Headers) != 1 || string(r.Headers[0].Value) != fmt.Sprint(want) {
+			t.Fatalf("record %d: value %q headers %v", i, r.Value, r.Headers)
+		}
+	}
+	if res.acked != 3 {
+		t.Fatalf("results saw %d acknowledgements, want 3", res.acked)
 	}
 }

@@ -175,31 +175,42 @@ func (b *backend) apply(p *pendingApply) error {
 }
 
 // writeGeneration writes an epoch's entries, sorted, as the changelog
-// segment at path, and queues their run for ingestion into Pebble
-// (runs.go). It returns the file's size.
+// segment at path, and queues it for ingestion into Pebble (runs.go). It
+// returns the file's size.
 func (b *backend) writeGeneration(gen []*entry, epoch uint64, path string) (int64, error) {
-	r := b.sorter.sort(gen, b.freeRun())
-	r.epoch = epoch
+	// Once the sorter has copied the entries, the record path may update
+	// them in place instead of copying each one it writes again.
+	captured := func() { b.markWritten(epoch) }
+	size, err := writeSegment(path, b.sorter.sort(gen, captured))
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("open changelog segment to ingest: %w", err)
+	}
+	b.addRun(run{f: f, size: size, epoch: epoch})
+	return size, nil
+}
+
+// writeSegment writes g as the changelog segment at path and returns its
+// size.
+func writeSegment(path string, g sortedGen) (int64, error) {
 	seg, err := createSegment(path)
 	if err != nil {
 		return 0, err
 	}
 	var kbuf [16]byte
 	var vbuf [8]byte
-	for i := range r.entries {
-		x := &r.entries[i]
+	for i := range g.entries {
+		x := &g.entries[i]
 		op := opPut
 		if x.vlen < 0 {
 			op = opDelete
 		}
-		seg.add(op, r.key(x, &kbuf), r.value(x, &vbuf))
+		seg.add(op, g.key(x, &kbuf), g.value(x, &vbuf))
 	}
-	size, err := seg.close()
-	if err != nil {
-		return 0, err
-	}
-	b.addRun(r)
-	return size, nil
+	return seg.close()
 }
 
 // spillDirty writes the current epoch's entries to Pebble on the record
@@ -233,8 +244,8 @@ func (b *backend) spillDirty() error {
 	return nil
 }
 
-// markWritten records that the segments of epochs up to e are written: the
-// record path may update their entries in place.
+// markWritten records that the entries of epochs up to e are copied for
+// their segments: the record path may update them in place.
 func (b *backend) markWritten(e uint64) { raise(&b.written, e) }
 
 // markApplied records that every entry of epochs up to e is in Pebble: the

@@ -65,7 +65,7 @@ type backend struct {
 	spillLimit  int64
 
 	// Shared with the asynchronous part.
-	written  atomic.Uint64 // newest epoch whose segment is written
+	written  atomic.Uint64 // newest epoch copied for its segment
 	applied  atomic.Uint64 // newest epoch whose entries are in Pebble
 	broken   atomic.Pointer[error]
 	qmu      sync.Mutex
@@ -73,8 +73,7 @@ type backend struct {
 	wmu      sync.Mutex      // serializes writes to Pebble
 	sorter   genSorter       // writeGeneration's, under wmu
 	runs     []run           // written, not yet ingested, oldest first; under wmu
-	runBytes int64           // their memory
-	freeRuns []run           // buffers of ingested runs, for reuse; under wmu
+	runBytes int64           // their size
 	cmu      sync.Mutex
 	chain    chainState
 	decls    []stateDecl // states as of the latest Register, for snapshots
@@ -247,9 +246,9 @@ func (b *backend) write(id state.ID, userKey, value []byte, del bool) error {
 	return nil
 }
 
-// observe notices the epochs the asynchronous part wrote: once their
-// segment is written, their entries may be updated in place; once they are
-// in Pebble, evicted.
+// observe notices the epochs the asynchronous part wrote: once copied for
+// their segment, their entries may be updated in place; once in Pebble,
+// evicted.
 func (b *backend) observe() {
 	b.writtenSeen = b.written.Load()
 	a := b.applied.Load()

@@ -3,6 +3,7 @@ package pebblestate
 import (
 	"bytes"
 	"fmt"
+	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -15,7 +16,7 @@ import (
 //
 // Entries carry the epoch that last wrote them. A snapshot freezes the
 // current epoch: its list of written entries goes to the asynchronous part,
-// which reads them while writing its changelog segment. Until that is done
+// which copies them to write its changelog segment. Until that is done
 // (the written epoch reaches theirs) the record path must not modify them,
 // and copies an entry it writes again (copy on write); afterwards it updates
 // entries in place. Entries of applied epochs are clean (in Pebble too,
@@ -26,11 +27,41 @@ type entry struct {
 	val   []byte
 	del   bool   // a tombstone: the key was deleted
 	epoch uint64 // that last wrote it; 0: only read from Pebble
+	// inline holds a key of up to 16 bytes and a value of up to 8 (a
+	// counter, an id), so that such an entry is one allocation, not
+	// three: a third of the objects for the garbage collector to mark,
+	// and a lookup and a snapshot's read of the entry touch one place in
+	// memory instead of three (measured: bench/suite's keyed count, 1M
+	// keys).
+	inline [inlineKey + inlineValue]byte
+}
+
+const (
+	inlineKey   = 16
+	inlineValue = 8
+)
+
+// newEntry makes the entry of k with value v (or a tombstone). Map-state
+// keys are not inlined: the Scan index keeps their strings, which would
+// keep a replaced entry alive.
+func newEntry(k []byte, v []byte, del bool, epoch uint64, mapKey bool) *entry {
+	e := &entry{del: del, epoch: epoch}
+	if len(k) <= inlineKey && !mapKey {
+		n := copy(e.inline[:inlineKey], k)
+		e.key = unsafe.String(&e.inline[0], n)
+	} else {
+		e.key = string(k)
+	}
+	if len(v) <= inlineValue {
+		e.val = append(e.inline[inlineKey:inlineKey:inlineKey+inlineValue], v...)
+	} else {
+		e.val = bytes.Clone(v)
+	}
+	return e
 }
 
 // entryOverhead estimates the memory of an entry beyond its key and value
-// bytes: the map slot, the entry, the string and slice headers, and its
-// place in an epoch's list.
+// bytes: the map slot, the entry, and its place in an epoch's list.
 const entryOverhead = 112
 
 func entrySize(k string, e *entry) int64 { return int64(len(k)+cap(e.val)) + entryOverhead }
@@ -64,23 +95,19 @@ func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int, hint *entry) 
 		}
 		return
 	}
-	var ks string
+	ne := newEntry(k, v, del, b.epoch, prefixLen > 0)
 	if ok {
-		ks = e.key
-	} else {
-		ks = string(k)
-	}
-	ne := &entry{key: ks, val: bytes.Clone(v), del: del, epoch: b.epoch}
-	if ne.val == nil {
-		ne.val = []byte{}
-	}
-	if ok {
-		b.cacheBytes -= entrySize(ks, e) // copy on write: the frozen one stays with its epoch
+		b.cacheBytes -= entrySize(e.key, e) // copy on write: the frozen one stays with its epoch
+		if prefixLen > 0 {
+			ne.key = e.key // the Scan index holds this string already
+		}
 	} else if prefixLen > 0 {
-		b.indexPrefix(ks, prefixLen)
+		b.indexPrefix(ne.key, prefixLen)
 	}
-	b.cache[ks] = ne
-	size := entrySize(ks, ne)
+	// Assigning replaces the map's key string too (the runtime updates
+	// string keys), so the map never points into the frozen entry.
+	b.cache[ne.key] = ne
+	size := entrySize(ne.key, ne)
 	b.cacheBytes += size
 	b.dirty = append(b.dirty, ne)
 	b.dirtyBytes += size
@@ -89,16 +116,12 @@ func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int, hint *entry) 
 // cacheRead caches what a Pebble read found (or that it found nothing) and
 // returns the entry.
 func (b *backend) cacheRead(k, v []byte, found bool, prefixLen int) *entry {
-	ks := string(k)
-	e := &entry{key: ks, val: bytes.Clone(v), del: !found}
-	if e.val == nil {
-		e.val = []byte{}
-	}
+	e := newEntry(k, v, !found, 0, prefixLen > 0)
 	if prefixLen > 0 {
-		b.indexPrefix(ks, prefixLen)
+		b.indexPrefix(e.key, prefixLen)
 	}
-	b.cache[ks] = e
-	b.cacheBytes += entrySize(ks, e)
+	b.cache[e.key] = e
+	b.cacheBytes += entrySize(e.key, e)
 	return e
 }
 

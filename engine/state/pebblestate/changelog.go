@@ -141,76 +141,109 @@ func (s *segmentWriter) abandon() {
 // errCorruptSegment marks a segment that is not what its writer wrote.
 var errCorruptSegment = errors.New("corrupt changelog segment")
 
-// readSegment calls fn with every entry of the segment at path, in order,
-// after checking its framing, its key order and, once at the end (so fn must
-// not make anything durable before readSegment returns), its checksum.
-func readSegment(path string, fn func(op byte, k, v []byte) error) (n uint64, err error) {
+// readSegment calls fn with every entry of the segment at path, in order.
+// The checksum is checked once the last entry was read, so fn must not make
+// anything durable before readSegment returns.
+func readSegment(path string, fn func(op byte, k, v []byte) error) (uint64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	info, err := f.Stat()
+	r, err := openSegment(f)
 	if err != nil {
 		return 0, err
 	}
+	for r.next() {
+		if err := fn(r.op, r.key, r.val); err != nil {
+			return r.n, err
+		}
+	}
+	return r.n, r.err
+}
+
+// segmentReader reads a segment's entries in order, checking its framing,
+// its key order and, after the last entry, its count and checksum.
+type segmentReader struct {
+	r       *bufio.Reader
+	crc     *crcReader
+	trailer [segTrailerLen]byte
+	n       uint64 // entries read
+	op      byte
+	key     []byte // of the current entry
+	val     []byte // of the current entry, empty for a tombstone
+	prev    []byte
+	err     error
+}
+
+// openSegment reads f from its start (f's offset is not used).
+func openSegment(f *os.File) (*segmentReader, error) {
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
 	body := info.Size() - segTrailerLen
 	if body < int64(len(segMagic)) {
-		return 0, fmt.Errorf("%w: %d bytes, shorter than its framing", errCorruptSegment, info.Size())
+		return nil, fmt.Errorf("%w: %d bytes, shorter than its framing", errCorruptSegment, info.Size())
 	}
-	var trailer [segTrailerLen]byte
-	if _, err := f.ReadAt(trailer[:], body); err != nil {
-		return 0, err
+	s := &segmentReader{}
+	if _, err := f.ReadAt(s.trailer[:], body); err != nil {
+		return nil, err
 	}
-	if !bytes.Equal(trailer[12:], segTrailerMagic) {
-		return 0, fmt.Errorf("%w: no trailer", errCorruptSegment)
+	if !bytes.Equal(s.trailer[12:], segTrailerMagic) {
+		return nil, fmt.Errorf("%w: no trailer", errCorruptSegment)
 	}
-	crc := &crcReader{r: io.LimitReader(f, body)}
-	r := bufio.NewReaderSize(crc, 256<<10)
+	s.crc = &crcReader{r: io.NewSectionReader(f, 0, body)}
+	s.r = bufio.NewReaderSize(s.crc, 64<<10)
 	magic := make([]byte, len(segMagic))
-	if _, err := io.ReadFull(r, magic); err != nil || !bytes.Equal(magic, segMagic) {
-		return 0, fmt.Errorf("%w: unknown format", errCorruptSegment)
+	if _, err := io.ReadFull(s.r, magic); err != nil || !bytes.Equal(magic, segMagic) {
+		return nil, fmt.Errorf("%w: unknown format", errCorruptSegment)
 	}
-	var k, prev, vbuf []byte
-	for {
-		h, err := binary.ReadUvarint(r)
-		if err == io.EOF {
-			break
+	return s, nil
+}
+
+// next moves to the next entry. At the end, or on an error (in s.err), it
+// returns false.
+func (s *segmentReader) next() bool {
+	if s.err != nil {
+		return false
+	}
+	h, err := binary.ReadUvarint(s.r)
+	if err == io.EOF {
+		if want := binary.BigEndian.Uint64(s.trailer[:8]); want != s.n {
+			s.err = fmt.Errorf("%w: %d entries, the trailer says %d", errCorruptSegment, s.n, want)
+		} else if want := binary.BigEndian.Uint32(s.trailer[8:12]); s.crc.sum != want {
+			s.err = fmt.Errorf("%w: checksum %08x, the trailer says %08x", errCorruptSegment, s.crc.sum, want)
+		}
+		return false
+	}
+	if err != nil {
+		s.err = fmt.Errorf("%w: entry %d: %v", errCorruptSegment, s.n, err)
+		return false
+	}
+	s.prev, s.key = s.key, s.prev
+	if s.key, err = readBytes(s.r, h>>1, s.key); err != nil {
+		s.err = fmt.Errorf("%w: entry %d: key: %v", errCorruptSegment, s.n, err)
+		return false
+	}
+	s.op, s.val = opDelete, s.val[:0]
+	if h&1 == 0 {
+		s.op = opPut
+		vlen, err := binary.ReadUvarint(s.r)
+		if err == nil {
+			s.val, err = readBytes(s.r, vlen, s.val)
 		}
 		if err != nil {
-			return n, fmt.Errorf("%w: entry %d: %v", errCorruptSegment, n, err)
+			s.err = fmt.Errorf("%w: entry %d: value: %v", errCorruptSegment, s.n, err)
+			return false
 		}
-		if k, err = readBytes(r, h>>1, k); err != nil {
-			return n, fmt.Errorf("%w: entry %d: key: %v", errCorruptSegment, n, err)
-		}
-		op, v := opDelete, []byte(nil)
-		if h&1 == 0 {
-			op = opPut
-			vlen, err := binary.ReadUvarint(r)
-			if err == nil {
-				vbuf, err = readBytes(r, vlen, vbuf)
-				v = vbuf
-			}
-			if err != nil {
-				return n, fmt.Errorf("%w: entry %d: value: %v", errCorruptSegment, n, err)
-			}
-		}
-		if n > 0 && bytes.Compare(prev, k) >= 0 {
-			return n, fmt.Errorf("%w: entry %d: keys out of order", errCorruptSegment, n)
-		}
-		if err := fn(op, k, v); err != nil {
-			return n, err
-		}
-		prev, k = k, prev
-		n++
 	}
-	if want := binary.BigEndian.Uint64(trailer[:8]); want != n {
-		return n, fmt.Errorf("%w: %d entries, the trailer says %d", errCorruptSegment, n, want)
+	if s.n > 0 && bytes.Compare(s.prev, s.key) >= 0 {
+		s.err = fmt.Errorf("%w: entry %d: keys out of order", errCorruptSegment, s.n)
+		return false
 	}
-	if want := binary.BigEndian.Uint32(trailer[8:12]); crc.sum != want {
-		return n, fmt.Errorf("%w: checksum %08x, the trailer says %08x", errCorruptSegment, crc.sum, want)
-	}
-	return n, nil
+	s.n++
+	return true
 }
 
 type crcReader struct {

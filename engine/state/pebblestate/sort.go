@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"slices"
-	"unsafe"
 )
 
 // Every snapshot writes its epoch's entries as one sorted changelog
@@ -20,40 +19,41 @@ import (
 // a comparison sort of the rare runs of keys equal in their first 16 bytes.
 //
 // Small keys and values travel inside the records because reading them
-// from the buffer in key order, to write the segment and later to merge
-// runs, missed the CPU cache once per entry (measured: 120 ns an entry, a
-// fifth of a checkpoint's cost).
+// from the buffer in key order, to write the segment, missed the CPU cache
+// once per entry (measured: 120 ns an entry, a fifth of a checkpoint's
+// cost).
 
 // sortedEntry is one entry of a sorted generation.
 type sortedEntry struct {
 	hi, lo     uint64 // the key's first 16 bytes, zero-padded, big-endian
 	val        uint64 // the value, if at most 8 bytes: zero-padded, big-endian
-	off        int    // in the run's data: the key if longer than 16 bytes, then the value if longer than 8
+	off        int    // in the generation's data: the key if longer than 16 bytes, then the value if longer than 8
 	klen, vlen int32  // vlen < 0: a tombstone
 }
 
-// run is one generation in key order, with its keys and values: kept in
-// memory after its segment is written, until it is ingested into Pebble
-// merged with the runs after it (runs.go).
-type run struct {
+// sortedGen is one generation in key order, with its keys and values, in
+// the sorter's buffers: valid until the next sort.
+type sortedGen struct {
 	entries []sortedEntry
 	data    []byte
-	epoch   uint64 // the write cache epoch it holds
 }
 
-// genSorter holds the sort's scratch buffer between snapshots, and the
-// bytes per entry of the last run (to size the next one's data at once).
+// genSorter holds its buffers between snapshots (fresh memory is costly:
+// page faults cost about 3 ms per MiB on the virtual machines we measure
+// on), and the bytes per entry of the last generation (to size the next
+// one's data at once).
 type genSorter struct {
-	tmp           []sortedEntry
+	a, tmp        []sortedEntry
+	data          []byte
 	bytesPerEntry int
 }
 
-// sort returns gen's entries in key order as a run, in into's buffers
-// (recycled from an ingested run, or empty). gen's entries must not change
-// meanwhile (a frozen epoch's do not).
-func (s *genSorter) sort(gen []*entry, into run) run {
-	a := grow(into.entries, len(gen))
-	data := into.data[:0]
+// sort returns gen's entries in key order. gen's entries must not change
+// until captured is called (a frozen epoch's do not): by then the sorter
+// holds copies of their keys and values, and sorts those.
+func (s *genSorter) sort(gen []*entry, captured func()) sortedGen {
+	a := grow(s.a, len(gen))
+	data := s.data[:0]
 	if want := len(gen) * s.bytesPerEntry; cap(data) < want {
 		data = make([]byte, 0, want+want/4)
 	}
@@ -83,6 +83,7 @@ func (s *genSorter) sort(gen []*entry, into run) run {
 	if len(gen) > 0 {
 		s.bytesPerEntry = (len(data) + len(gen) - 1) / len(gen)
 	}
+	captured()
 	tmp := grow(s.tmp, len(a))[:len(a)]
 	// Least significant digit first; each pass is stable.
 	for d := 15; d >= 0; d-- {
@@ -102,8 +103,8 @@ func (s *genSorter) sort(gen []*entry, into run) run {
 		}
 		a, tmp = tmp, a
 	}
-	s.tmp = tmp
-	r := run{entries: a, data: data}
+	s.a, s.tmp, s.data = a, tmp, data
+	r := sortedGen{entries: a, data: data}
 	// Keys equal in their first 16 bytes: order them by the whole key.
 	for i := 0; i < len(a); {
 		j := i + 1
@@ -120,8 +121,7 @@ func (s *genSorter) sort(gen []*entry, into run) run {
 }
 
 // grow returns buf emptied, with room for n entries. It leaves headroom:
-// fresh memory is costly (page faults cost about 3 ms per MiB on the
-// virtual machines we measure on), and generations vary in size.
+// generations vary in size.
 func grow(buf []sortedEntry, n int) []sortedEntry {
 	if cap(buf) >= n {
 		return buf[:0]
@@ -129,8 +129,8 @@ func grow(buf []sortedEntry, n int) []sortedEntry {
 	return make([]sortedEntry, 0, n+n/4)
 }
 
-// key returns x's key: in the run's data, or built in buf.
-func (r *run) key(x *sortedEntry, buf *[16]byte) []byte {
+// key returns x's key: in the generation's data, or built in buf.
+func (r *sortedGen) key(x *sortedEntry, buf *[16]byte) []byte {
 	if x.klen > 16 {
 		return r.data[x.off : x.off+int(x.klen)]
 	}
@@ -139,9 +139,9 @@ func (r *run) key(x *sortedEntry, buf *[16]byte) []byte {
 	return buf[:x.klen]
 }
 
-// value returns x's value (empty for a tombstone): in the run's data, or
+// value returns x's value (empty for a tombstone): in the generation's data, or
 // built in buf.
-func (r *run) value(x *sortedEntry, buf *[8]byte) []byte {
+func (r *sortedGen) value(x *sortedEntry, buf *[8]byte) []byte {
 	if x.vlen <= 8 {
 		binary.BigEndian.PutUint64(buf[:], x.val)
 		return buf[:max(0, x.vlen)]
@@ -151,11 +151,6 @@ func (r *run) value(x *sortedEntry, buf *[8]byte) []byte {
 		off += int(x.klen)
 	}
 	return r.data[off : off+int(x.vlen)]
-}
-
-// bytes is the memory the run holds.
-func (r *run) bytes() int64 {
-	return int64(cap(r.entries))*int64(unsafe.Sizeof(sortedEntry{})) + int64(cap(r.data))
 }
 
 // digit is byte d (0 is the most significant) of x's 16-byte prefix.

@@ -3,6 +3,8 @@ package pebblestate
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -48,7 +50,7 @@ func TestRefSorter(t *testing.T) {
 				gen = append(gen, &entry{key: string(k), val: v, del: rng.IntN(10) == 0})
 			}
 		}
-		r := s.sort(gen, run{})
+		r := s.sort(gen, func() {})
 		got := r.entries
 		want := slices.Clone(gen)
 		slices.SortFunc(want, func(a, b *entry) int { return strings.Compare(a.key, b.key) })
@@ -92,7 +94,16 @@ func TestMergeRuns(t *testing.T) {
 				gen = append(gen, e)
 				want[k] = e
 			}
-			runs = append(runs, s.sort(gen, run{}))
+			path := filepath.Join(t.TempDir(), fmt.Sprint(len(runs)))
+			if _, err := writeSegment(path, s.sort(gen, func() {})); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			runs = append(runs, run{f: f})
 		}
 		var keys []string
 		_, err := mergeRuns(runs, func(op byte, k, v []byte) error {
@@ -122,9 +133,8 @@ func BenchmarkSort(b *testing.B) {
 		gen[i] = &entry{key: string(k), val: []byte("12345678")}
 	}
 	var s genSorter
-	var r run
 	b.ResetTimer()
 	for range b.N {
-		r = s.sort(gen, run{entries: r.entries[:0], data: r.data[:0]})
+		s.sort(gen, func() {})
 	}
 }

@@ -133,12 +133,6 @@ func (s *segmentWriter) close() (int64, error) {
 	return s.crc.n + segTrailerLen, nil
 }
 
-// abandon removes a segment that will never be complete.
-func (s *segmentWriter) abandon() {
-	s.f.Close()
-	os.Remove(s.path)
-}
-
 // errCorruptSegment marks a segment that is not what its writer wrote.
 var errCorruptSegment = errors.New("corrupt changelog segment")
 

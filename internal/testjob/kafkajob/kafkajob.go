@@ -38,6 +38,9 @@ type Options struct {
 	// PassThrough skips the count: every input is echoed with count 0
 	// (the benchmark's pass-through job).
 	PassThrough bool
+	// SourceCounters, if set, count what the source reads (the benchmark
+	// measures from a point in the input on).
+	SourceCounters *kafka.SourceCounters
 }
 
 // Echo is one output record.
@@ -93,7 +96,7 @@ func Build(o Options) *engine.Job {
 	job := engine.NewJob(o.Name, engine.WithDefaultParallelism(o.Parallelism))
 	in := kafka.Source(job, "in", kafka.SourceConfig[string, []byte]{
 		Brokers: o.Brokers, Topics: []string{o.Input}, Key: kafka.String{}, Value: kafka.Bytes{},
-		Bounded: o.Bounded, RatePerSecond: o.RatePerSecond,
+		Bounded: o.Bounded, RatePerSecond: o.RatePerSecond, Counters: o.SourceCounters,
 	})
 	var echoes engine.Stream[Echo]
 	if o.PassThrough {

@@ -106,8 +106,8 @@ func workerThroughput(records, keys, valueSize int, verify bool, only, cpuProfil
 		ended := make(chan struct{})
 		steady := markSteady(read, int64(records/4), ended)
 		err = engine.Run(ctx, job, cfg)
-		elapsed := time.Since(start).Seconds()
-		cpu := benchkit.CPUSeconds() - cpu0
+		end, cpu1 := time.Now(), benchkit.CPUSeconds()
+		elapsed, cpu := end.Sub(start).Seconds(), cpu1-cpu0
 		stopProfile()
 		close(ended)
 		from := <-steady
@@ -135,8 +135,8 @@ func workerThroughput(records, keys, valueSize int, verify bool, only, cpuProfil
 		r := result{Scenario: s.name, Records: records, RecordsPerSec: float64(records) / elapsed,
 			CPUSecPerMRec: cpu / (float64(records) / 1e6), Checkpoints: cps.n, MaxRSSMiB: benchkit.MaxRSSMiB(), ElapsedSeconds: elapsed}
 		if n := records - int(from.records); from.records > 0 && n > 0 {
-			r.SteadyRecordsPerSec = float64(n) / time.Since(from.at).Seconds()
-			r.SteadyCPUSecPerMRec = (benchkit.CPUSeconds() - from.cpu) / (float64(n) / 1e6)
+			r.SteadyRecordsPerSec = float64(n) / end.Sub(from.at).Seconds()
+			r.SteadyCPUSecPerMRec = (cpu1 - from.cpu) / (float64(n) / 1e6)
 		}
 		results = append(results, r)
 		if err := kafka.DeleteTopic(ctx, brokers, out); err != nil {

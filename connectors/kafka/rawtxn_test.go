@@ -195,32 +195,9 @@ func TestSlotReuse(t *testing.T) {
 	if err := w.Recover(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	write := func(wantSlot int) {
-		t.Helper()
-		if err := w.Write(ctx, []string{"x"}); err != nil {
-			t.Fatal(err)
-		}
-		if w.cur.index != wantSlot {
-			t.Fatalf("writing into slot %d, want %d", w.cur.index, wantSlot)
-		}
-	}
-	preCommit := func(id uint64) checkpointCommittable {
-		t.Helper()
-		data, err := w.PreCommit(ctx, id)
-		if err != nil || data == nil {
-			t.Fatalf("pre-commit %d: %v", id, err)
-		}
-		return checkpointCommittable{id: id, data: data}
-	}
-	complete := func(cs ...checkpointCommittable) {
-		t.Helper()
-		if err := w.Commit(ctx, toCommittables(cs)); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.CheckpointComplete(cs[len(cs)-1].id); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := txnDriver{t: t, w: w}
+	write := func(wantSlot int) { t.Helper(); d.write(wantSlot, "x") }
+	preCommit, complete := d.preCommit, d.complete
 	write(0)
 	c1 := preCommit(1)
 	write(1)
@@ -348,32 +325,8 @@ func staleSetup(t *testing.T, version string) (*SinkConfig[string], []string, ch
 	if err := w.Recover(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	write := func(slot int, vs ...string) {
-		t.Helper()
-		if err := w.Write(ctx, vs); err != nil {
-			t.Fatal(err)
-		}
-		if w.cur.index != slot {
-			t.Fatalf("writing into slot %d, want %d", w.cur.index, slot)
-		}
-	}
-	preCommit := func(id uint64) checkpointCommittable {
-		t.Helper()
-		data, err := w.PreCommit(ctx, id)
-		if err != nil || data == nil {
-			t.Fatalf("pre-commit %d: %v", id, err)
-		}
-		return checkpointCommittable{id: id, data: data}
-	}
-	complete := func(c checkpointCommittable) {
-		t.Helper()
-		if err := w.Commit(ctx, toCommittables([]checkpointCommittable{c})); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.CheckpointComplete(c.id); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := txnDriver{t: t, w: w}
+	write, preCommit, complete := d.write, d.preCommit, d.complete
 	write(0, "a1", "a2", "a3")
 	c1 := preCommit(1) // savepoint 1 names slot 0's transaction
 	write(1, "b1")
@@ -400,6 +353,44 @@ func staleSetup(t *testing.T, version string) (*SinkConfig[string], []string, ch
 		return nil, nil, checkpointCommittable{}, committable{}, false
 	}
 	return cfg, brokers, c1, old, true
+}
+
+// txnDriver drives a transactional writer through checkpoints, failing the
+// test on any error.
+type txnDriver struct {
+	t *testing.T
+	w *txnWriter[string]
+}
+
+// write writes vs and checks the transaction went to slot.
+func (d txnDriver) write(slot int, vs ...string) {
+	d.t.Helper()
+	if err := d.w.Write(context.Background(), vs); err != nil {
+		d.t.Fatal(err)
+	}
+	if d.w.cur.index != slot {
+		d.t.Fatalf("writing into slot %d, want %d", d.w.cur.index, slot)
+	}
+}
+
+func (d txnDriver) preCommit(id uint64) checkpointCommittable {
+	d.t.Helper()
+	data, err := d.w.PreCommit(context.Background(), id)
+	if err != nil || data == nil {
+		d.t.Fatalf("pre-commit %d: %v", id, err)
+	}
+	return checkpointCommittable{id: id, data: data}
+}
+
+// complete commits cs and completes the last of their checkpoints.
+func (d txnDriver) complete(cs ...checkpointCommittable) {
+	d.t.Helper()
+	if err := d.w.Commit(context.Background(), toCommittables(cs)); err != nil {
+		d.t.Fatal(err)
+	}
+	if err := d.w.CheckpointComplete(cs[len(cs)-1].id); err != nil {
+		d.t.Fatal(err)
+	}
 }
 
 func committedValues(t *testing.T, brokers []string) []string {

@@ -119,7 +119,6 @@ func (b *backend) applyLocked(seq uint64) error {
 		if p.err != nil {
 			return b.fail(fmt.Errorf("write checkpoint %d's changes to the local database: %w", p.id, p.err))
 		}
-		b.markWritten(p.epoch)
 	}
 }
 
@@ -225,7 +224,6 @@ func (b *backend) spillDirty() error {
 	if err == nil {
 		size, err = b.writeGeneration(b.dirty, b.epoch, path)
 		if err == nil {
-			b.markWritten(b.epoch)
 			// Spilled entries must become evictable: that is the point.
 			err = b.ingestRuns()
 		}

@@ -306,12 +306,15 @@ func TestStaleCommittable(t *testing.T) {
 
 // staleSetup runs TestStaleCommittable up to the restore. It reports false
 // when the broker shows fewer committed records than the transactions the
-// writer committed. Seen about once in 300 runs on the broker capped at
-// Kafka 3.9, under heavy CPU load, with the writer's code before and after
-// the record slabs: a commit for which EndTransaction returned no error left
-// no marker (the last stable offset stays at the transaction's first
-// record). That is the scenario's precondition, not what the test checks;
-// the caller starts over on a fresh broker.
+// writer committed, and the caller starts over on a fresh broker: that is
+// the scenario's precondition, not what the test checks.
+//
+// Under heavy CPU load, against the broker capped at Kafka 3.9, franz-go
+// skipped an EndTxn in 6 of 700 runs (see confirmCommitted, which now
+// repairs that: 0 in 600 runs). With the repair in place, one run in 600
+// still lost a commit on the KIP-890 broker (the first record's partition
+// kept the transaction open), a case not understood yet and still to be
+// found; this retry keeps it from failing CI meanwhile.
 func staleSetup(t *testing.T, version string) (*SinkConfig[string], []string, checkpointCommittable, committable, bool) {
 	t.Helper()
 	brokers := startBroker(t, version)
@@ -450,6 +453,45 @@ func TestCommitCheckedAcrossBrokerRestart(t *testing.T) {
 			}
 			if n := committedRecords(t, brokers); n != 10 {
 				t.Fatalf("%d committed records, want 10", n)
+			}
+		})
+	}
+}
+
+// TestCommitSkippedByClient: when the client returns from EndTransaction
+// without sending EndTxn (franz-go before produce v12, see
+// confirmCommitted), the sink finds the transaction still open and commits
+// it. The skip is simulated by not calling EndTransaction at all.
+func TestCommitSkippedByClient(t *testing.T) {
+	for _, version := range []string{"", "3.9"} {
+		t.Run("kafka="+version, func(t *testing.T) {
+			brokers := startBroker(t, version)
+			cfg := &SinkConfig[string]{Brokers: brokers, Topic: "t", Value: String{}, Guarantee: ExactlyOnce,
+				TransactionalIDPrefix: "skipped", TransactionTimeout: time.Minute, CommitTimeout: 10 * time.Second, PoolSize: 2}
+			w, err := makeTxnWriter(cfg, "job", "out", 0, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			ctx := context.Background()
+			if err := w.Recover(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			d := txnDriver{t: t, w: w}
+			d.write(0, "x1", "x2")
+			c, _ := decodeCommittable(d.preCommit(1).data)
+			if got := committedValues(t, brokers); len(got) != 0 {
+				t.Fatalf("%v committed before the commit", got)
+			}
+			if err := w.confirmCommitted(ctx, w.preparedSlot(c), c); err != nil {
+				t.Fatal(err)
+			}
+			if got := committedValues(t, brokers); !slices.Equal(got, []string{"x1", "x2"}) {
+				t.Fatalf("%v committed, want x1 x2", got)
+			}
+			// Confirming again finds nothing open and changes nothing.
+			if err := w.confirmCommitted(ctx, w.preparedSlot(c), c); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}

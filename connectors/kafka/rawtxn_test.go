@@ -184,18 +184,9 @@ func TestCommitRaw(t *testing.T) {
 // after its commit, and an exhausted pool is an error that says why.
 func TestSlotReuse(t *testing.T) {
 	brokers := startBroker(t, "")
-	cfg := &SinkConfig[string]{Brokers: brokers, Topic: "t", Value: String{}, Guarantee: ExactlyOnce,
-		TransactionalIDPrefix: "reuse", TransactionTimeout: time.Minute, CommitTimeout: 10 * time.Second, PoolSize: 3}
-	w, err := makeTxnWriter(cfg, "job", "out", 0, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	ctx := context.Background()
-	if err := w.Recover(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	d := txnDriver{t: t, w: w}
+	_, d := startTxnWriter(t, brokers, "reuse")
+	defer d.w.Close()
+	w, ctx := d.w, context.Background()
 	write := func(wantSlot int) { t.Helper(); d.write(wantSlot, "x") }
 	preCommit, complete := d.preCommit, d.complete
 	write(0)
@@ -318,17 +309,8 @@ func TestStaleCommittable(t *testing.T) {
 func staleSetup(t *testing.T, version string) (*SinkConfig[string], []string, checkpointCommittable, committable, bool) {
 	t.Helper()
 	brokers := startBroker(t, version)
-	cfg := &SinkConfig[string]{Brokers: brokers, Topic: "t", Value: String{}, Guarantee: ExactlyOnce,
-		TransactionalIDPrefix: "stale", TransactionTimeout: time.Minute, CommitTimeout: 10 * time.Second, PoolSize: 3}
-	ctx := context.Background()
-	w, err := makeTxnWriter(cfg, "job", "out", 0, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Recover(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	d := txnDriver{t: t, w: w}
+	cfg, d := startTxnWriter(t, brokers, "stale")
+	w, ctx := d.w, context.Background()
 	write, preCommit, complete := d.write, d.preCommit, d.complete
 	write(0, "a1", "a2", "a3")
 	c1 := preCommit(1) // savepoint 1 names slot 0's transaction
@@ -356,6 +338,24 @@ func staleSetup(t *testing.T, version string) (*SinkConfig[string], []string, ch
 		return nil, nil, checkpointCommittable{}, committable{}, false
 	}
 	return cfg, brokers, c1, old, true
+}
+
+// startTxnWriter makes and recovers the exactly-once writer of subtask 0 of
+// 1, a pool of 3 transactional ids under prefix, writing to topic t. The
+// caller closes d.w.
+func startTxnWriter(t *testing.T, brokers []string, prefix string) (*SinkConfig[string], txnDriver) {
+	t.Helper()
+	cfg := &SinkConfig[string]{Brokers: brokers, Topic: "t", Value: String{}, Guarantee: ExactlyOnce,
+		TransactionalIDPrefix: prefix, TransactionTimeout: time.Minute, CommitTimeout: 10 * time.Second, PoolSize: 3}
+	w, err := makeTxnWriter(cfg, "job", "out", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Recover(context.Background(), nil); err != nil {
+		w.Close()
+		t.Fatal(err)
+	}
+	return cfg, txnDriver{t: t, w: w}
 }
 
 // txnDriver drives a transactional writer through checkpoints, failing the
@@ -466,18 +466,9 @@ func TestCommitSkippedByClient(t *testing.T) {
 	for _, version := range []string{"", "3.9"} {
 		t.Run("kafka="+version, func(t *testing.T) {
 			brokers := startBroker(t, version)
-			cfg := &SinkConfig[string]{Brokers: brokers, Topic: "t", Value: String{}, Guarantee: ExactlyOnce,
-				TransactionalIDPrefix: "skipped", TransactionTimeout: time.Minute, CommitTimeout: 10 * time.Second, PoolSize: 2}
-			w, err := makeTxnWriter(cfg, "job", "out", 0, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Close()
-			ctx := context.Background()
-			if err := w.Recover(ctx, nil); err != nil {
-				t.Fatal(err)
-			}
-			d := txnDriver{t: t, w: w}
+			_, d := startTxnWriter(t, brokers, "skipped")
+			defer d.w.Close()
+			w, ctx := d.w, context.Background()
 			d.write(0, "x1", "x2")
 			c, _ := decodeCommittable(d.preCommit(1).data)
 			if got := committedValues(t, brokers); len(got) != 0 {

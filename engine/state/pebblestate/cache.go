@@ -52,12 +52,17 @@ func newEntry(k []byte, v []byte, del bool, epoch uint64, mapKey bool) *entry {
 	} else {
 		e.key = string(k)
 	}
+	e.initValue(v)
+	return e
+}
+
+// initValue sets a new entry's value: inline if it fits.
+func (e *entry) initValue(v []byte) {
 	if len(v) <= inlineValue {
 		e.val = append(e.inline[inlineKey:inlineKey:inlineKey+inlineValue], v...)
 	} else {
 		e.val = bytes.Clone(v)
 	}
-	return e
 }
 
 // entryOverhead estimates the memory of an entry beyond its key and value
@@ -95,14 +100,19 @@ func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int, hint *entry) 
 		}
 		return
 	}
-	ne := newEntry(k, v, del, b.epoch, prefixLen > 0)
+	var ne *entry
+	if ok && prefixLen > 0 {
+		// The Scan index holds this key's string already.
+		ne = &entry{key: e.key, del: del, epoch: b.epoch}
+		ne.initValue(v)
+	} else {
+		ne = newEntry(k, v, del, b.epoch, prefixLen > 0)
+		if !ok && prefixLen > 0 {
+			b.indexPrefix(ne.key, prefixLen)
+		}
+	}
 	if ok {
 		b.cacheBytes -= entrySize(e.key, e) // copy on write: the frozen one stays with its epoch
-		if prefixLen > 0 {
-			ne.key = e.key // the Scan index holds this string already
-		}
-	} else if prefixLen > 0 {
-		b.indexPrefix(ne.key, prefixLen)
 	}
 	// Assigning replaces the map's key string too (the runtime updates
 	// string keys), so the map never points into the frozen entry.

@@ -106,14 +106,20 @@ func (b *backend) closeRuns() {
 func mergeRuns(runs []run, add func(op byte, k, v []byte) error) (int, error) {
 	rs := make([]*segmentReader, len(runs))
 	live := make([]bool, len(runs))
+	advance := func(i int) error {
+		if live[i] = rs[i].next(); !live[i] && rs[i].err != nil {
+			return fmt.Errorf("%s: %w", runs[i].f.Name(), rs[i].err)
+		}
+		return nil
+	}
 	for i, r := range runs {
 		sr, err := openSegment(r.f)
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", r.f.Name(), err)
 		}
-		rs[i], live[i] = sr, sr.next()
-		if sr.err != nil {
-			return 0, fmt.Errorf("%s: %w", r.f.Name(), sr.err)
+		rs[i] = sr
+		if err := advance(i); err != nil {
+			return 0, err
 		}
 	}
 	n := 0
@@ -137,14 +143,13 @@ func mergeRuns(runs []run, add func(op byte, k, v []byte) error) (int, error) {
 		// advances last: the others compare with its key.
 		for i := range rs {
 			if i != best && live[i] && bytes.Equal(rs[i].key, r.key) {
-				live[i] = rs[i].next()
+				if err := advance(i); err != nil {
+					return n, err
+				}
 			}
 		}
-		live[best] = r.next()
-		for i := range rs {
-			if !live[i] && rs[i].err != nil {
-				return n, fmt.Errorf("%s: %w", runs[i].f.Name(), rs[i].err)
-			}
+		if err := advance(best); err != nil {
+			return n, err
 		}
 	}
 }

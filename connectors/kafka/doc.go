@@ -23,7 +23,9 @@
 // result and returns the committable (transactional id, producer id, epoch
 // as returned by the produces, and the position of the transaction's first
 // record). The next records open a transaction on
-// another id. When checkpoint n completes the transaction is committed. An
+// another id. When checkpoint n completes the transaction is committed, with
+// the sink's own EndTxn for the committable's producer id and epoch (see
+// txnWriter.Commit for why not the client's EndTransaction). An
 // id is reused only after a later checkpoint has completed whose snapshot
 // was taken after the commit, so no restore point can still name the old
 // transaction when a new one runs on the same id (which, on brokers without

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -238,19 +239,7 @@ func TestStaleCommittable(t *testing.T) {
 		{"pre-kip890/version-1-committable", "3.9", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var (
-				cfg     *SinkConfig[string]
-				brokers []string
-				c1      checkpointCommittable
-				old     committable
-				ok      bool
-			)
-			for try := 1; !ok; try++ {
-				if try > 3 {
-					t.Fatal("the broker lost a commit three times in a row")
-				}
-				cfg, brokers, c1, old, ok = staleSetup(t, tc.version)
-			}
+			cfg, brokers, c1, old := staleSetup(t, tc.version)
 			ctx := context.Background()
 
 			// Restore savepoint 1.
@@ -295,22 +284,12 @@ func TestStaleCommittable(t *testing.T) {
 	}
 }
 
-// staleSetup runs TestStaleCommittable up to the restore. It reports false
-// when the broker shows fewer committed records than the transactions the
-// writer committed, and the caller starts over on a fresh broker: that is
-// the scenario's precondition, not what the test checks.
-//
-// Under heavy CPU load, against the broker capped at Kafka 3.9, franz-go
-// skipped an EndTxn in 6 of 700 runs (see confirmCommitted, which now
-// repairs that: 0 in 600 runs). With the repair in place, one run in 600
-// still lost a commit on the KIP-890 broker (the first record's partition
-// kept the transaction open), a case not understood yet and still to be
-// found; this retry keeps it from failing CI meanwhile.
-func staleSetup(t *testing.T, version string) (*SinkConfig[string], []string, checkpointCommittable, committable, bool) {
+// staleSetup runs TestStaleCommittable up to the restore.
+func staleSetup(t *testing.T, version string) (*SinkConfig[string], []string, checkpointCommittable, committable) {
 	t.Helper()
 	brokers := startBroker(t, version)
 	cfg, d := startTxnWriter(t, brokers, "stale")
-	w, ctx := d.w, context.Background()
+	w := d.w
 	write, preCommit, complete := d.write, d.preCommit, d.complete
 	write(0, "a1", "a2", "a3")
 	c1 := preCommit(1) // savepoint 1 names slot 0's transaction
@@ -332,12 +311,12 @@ func staleSetup(t *testing.T, version string) (*SinkConfig[string], []string, ch
 		t.Fatalf("restored %s, newer %s: same producer id and epoch %v, want %v with kafka=%q",
 			old, newer, sameEpoch, version != "", version)
 	}
+	// Until the sink committed with its own EndTxn, franz-go lost one of
+	// these commits a few times in a thousand runs under load (see Commit).
 	if got := committedValues(t, brokers); !slices.Equal(got, []string{"a1", "a2", "a3", "b1"}) {
-		offs, err := TopicOffsets(ctx, brokers, "t")
-		t.Logf("before the restore: %v committed (offsets %+v, %v)", got, offs, err)
-		return nil, nil, checkpointCommittable{}, committable{}, false
+		t.Fatalf("before the restore: %v committed, want a1..a3 b1", got)
 	}
-	return cfg, brokers, c1, old, true
+	return cfg, brokers, c1, old
 }
 
 // startTxnWriter makes and recovers the exactly-once writer of subtask 0 of
@@ -458,32 +437,40 @@ func TestCommitCheckedAcrossBrokerRestart(t *testing.T) {
 	}
 }
 
-// TestCommitSkippedByClient: when the client returns from EndTransaction
-// without sending EndTxn (franz-go before produce v12, see
-// confirmCommitted), the sink finds the transaction still open and commits
-// it. The skip is simulated by not calling EndTransaction at all.
-func TestCommitSkippedByClient(t *testing.T) {
+// TestCommitNotLeftToClient: the sink commits with its own EndTxn, so a
+// client that aborts instead of committing (franz-go under load, see
+// Commit) loses nothing, and the id's next transaction runs on a new
+// client. The faulty client is simulated by an EndTransaction(TryAbort).
+func TestCommitNotLeftToClient(t *testing.T) {
 	for _, version := range []string{"", "3.9"} {
-		t.Run("kafka="+version, func(t *testing.T) {
-			brokers := startBroker(t, version)
-			_, d := startTxnWriter(t, brokers, "skipped")
-			defer d.w.Close()
-			w, ctx := d.w, context.Background()
-			d.write(0, "x1", "x2")
-			c, _ := decodeCommittable(d.preCommit(1).data)
-			if got := committedValues(t, brokers); len(got) != 0 {
-				t.Fatalf("%v committed before the commit", got)
-			}
-			if err := w.confirmCommitted(ctx, w.preparedSlot(c), c); err != nil {
-				t.Fatal(err)
-			}
-			if got := committedValues(t, brokers); !slices.Equal(got, []string{"x1", "x2"}) {
-				t.Fatalf("%v committed, want x1 x2", got)
-			}
-			// Confirming again finds nothing open and changes nothing.
-			if err := w.confirmCommitted(ctx, w.preparedSlot(c), c); err != nil {
-				t.Fatal(err)
-			}
-		})
+		for _, aborts := range []bool{false, true} {
+			t.Run(fmt.Sprintf("kafka=%s/client-aborts=%v", version, aborts), func(t *testing.T) {
+				brokers := startBroker(t, version)
+				_, d := startTxnWriter(t, brokers, "own")
+				defer d.w.Close()
+				if aborts {
+					d.w.endClient = func(ctx context.Context, cl *kgo.Client) error { return cl.EndTransaction(ctx, kgo.TryAbort) }
+				}
+				d.write(0, "x1", "x2")
+				first := d.w.slots[0].cl
+				d.complete(d.preCommit(1))
+				if got := committedValues(t, brokers); !slices.Equal(got, []string{"x1", "x2"}) {
+					t.Fatalf("%v committed, want x1 x2", got)
+				}
+				d.write(1, "y1")
+				d.complete(d.preCommit(2))
+				d.write(0, "z1") // the id's next transaction
+				d.complete(d.preCommit(3))
+				if replaced := d.w.slots[0].cl != first; replaced != aborts {
+					t.Fatalf("client replaced: %v, want %v", replaced, aborts)
+				}
+				if got := committedValues(t, brokers); !slices.Equal(got, []string{"x1", "x2", "y1", "z1"}) {
+					t.Fatalf("%v committed, want x1 x2 y1 z1", got)
+				}
+				if n := openTxnCount(t, brokers, "own-"); n != 0 {
+					t.Fatalf("%d transactions left open", n)
+				}
+			})
+		}
 	}
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// Pebble ingests tables: the merged segments of runs.go, and at restore each
-// changelog segment after the base (segment.go), in order, so that later
+// Pebble ingests tables: the merged segments of runs.go, and at restore the
+// changelog segments after the base (segment.go), merged so that later
 // changes win.
 
 // markerKey was written at the end of SST segments, which an older version
@@ -81,40 +81,84 @@ func (t *tableWriter) abandon() {
 	os.Remove(t.path)
 }
 
-// ingestSegment adds the segment at path to db, through a table in
-// scratchDir (Pebble moves what it ingests, so path stays: it is the
-// verified local copy). An SST segment, written by an older version, is
-// ingested as it is, through a hard link.
-func (b *backend) ingestSegment(db *pebble.DB, path, scratchDir string) error {
-	table := filepath.Join(scratchDir, "ingest-"+filepath.Base(path)+".sst")
-	os.Remove(table)
-	isLog, err := hasPrefix(path, segMagic)
-	if err != nil {
-		return fmt.Errorf("ingest changelog segment %s: %w", path, err)
+// ingestSegments adds the segments at paths, oldest first, to db. Each
+// stretch of log segments is merged into one table, newest value winning
+// (mergeRuns), so that a restore writes every key once however many
+// segments changed it: replaying them one table each wrote every change
+// and stacked one L0 sublevel per segment, and that, not the reading, was
+// what a longer changelog cost a restore. SST segments, written by an
+// older version, are ingested as they are, through a hard link. The paths
+// stay: they are the verified local copies, and Pebble moves what it
+// ingests.
+func (b *backend) ingestSegments(db *pebble.DB, paths []string, scratchDir string) error {
+	var logs []string
+	for _, p := range paths {
+		isLog, err := hasPrefix(p, segMagic)
+		if err != nil {
+			return fmt.Errorf("ingest changelog segment %s: %w", p, err)
+		}
+		if isLog {
+			logs = append(logs, p)
+			continue
+		}
+		if err := b.ingestMerged(db, logs, scratchDir); err != nil {
+			return err
+		}
+		logs = logs[:0]
+		table := filepath.Join(scratchDir, "ingest-"+filepath.Base(p)+".sst")
+		os.Remove(table)
+		if err := linkOrCopy(p, table); err != nil {
+			return fmt.Errorf("ingest changelog segment %s: %w", p, err)
+		}
+		if err := db.Ingest(context.Background(), []string{table}); err != nil {
+			os.Remove(table)
+			return fmt.Errorf("ingest changelog segment %s: %w", p, err)
+		}
 	}
-	if isLog {
-		w, err := b.createTable(table)
+	return b.ingestMerged(db, logs, scratchDir)
+}
+
+// ingestMerged merges the log segments at paths into one table and
+// ingests it.
+func (b *backend) ingestMerged(db *pebble.DB, paths []string, scratchDir string) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	runs := make([]run, 0, len(paths))
+	defer func() {
+		for _, r := range runs {
+			r.f.Close()
+		}
+	}()
+	for _, p := range paths {
+		f, err := os.Open(p)
 		if err != nil {
-			return fmt.Errorf("ingest changelog segment %s: %w", path, err)
+			return fmt.Errorf("ingest changelog segment %s: %w", p, err)
 		}
-		n, err := readSegment(path, w.add)
-		if err != nil {
-			w.abandon()
-			return fmt.Errorf("ingest changelog segment %s: %w", path, err)
-		}
-		if n == 0 {
-			w.abandon()
-			return nil // an interval without changes
-		}
-		if err := w.close(); err != nil {
-			return fmt.Errorf("ingest changelog segment %s: %w", path, err)
-		}
-	} else if err := linkOrCopy(path, table); err != nil {
-		return fmt.Errorf("ingest changelog segment %s: %w", path, err)
+		runs = append(runs, run{f: f})
+	}
+	what := fmt.Sprintf("changelog segments %s to %s", filepath.Base(paths[0]), filepath.Base(paths[len(paths)-1]))
+	table := filepath.Join(scratchDir, "ingest-"+filepath.Base(paths[len(paths)-1])+".sst")
+	os.Remove(table)
+	w, err := b.createTable(table)
+	if err != nil {
+		return fmt.Errorf("ingest %s: %w", what, err)
+	}
+	n, err := mergeRuns(runs, w.add)
+	if err != nil {
+		w.abandon()
+		return fmt.Errorf("ingest %s: %w", what, err)
+	}
+	if n == 0 {
+		w.abandon()
+		return nil // intervals without changes
+	}
+	if err := w.close(); err != nil {
+		return fmt.Errorf("ingest %s: %w", what, err)
 	}
 	if err := db.Ingest(context.Background(), []string{table}); err != nil {
 		os.Remove(table)
-		return fmt.Errorf("ingest changelog segment %s: %w", path, err)
+		return fmt.Errorf("ingest %s: %w", what, err)
 	}
 	return nil
 }

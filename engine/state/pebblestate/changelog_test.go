@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-// TestIngestSSTSegment: snapshots written before segments became logs hold
-// SST segments, which restore must still ingest.
-func TestIngestSSTSegment(t *testing.T) {
+// TestIngestSegments: restore merges stretches of log segments, newest
+// value winning, and ingests the SST segments of snapshots written before
+// segments became logs as they are, all in order.
+func TestIngestSegments(t *testing.T) {
 	bs, err := memHarness(t).restore(nil, 1, Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -21,7 +22,7 @@ func TestIngestSSTSegment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"\x00\x01a", "\x00\x01b"} {
+	for _, k := range []string{"\x00\x01a", "\x00\x01b", "\x00\x01f"} {
 		if err := w.add(opPut, []byte(k), []byte("v"+k[2:])); err != nil {
 			t.Fatal(err)
 		}
@@ -32,17 +33,23 @@ func TestIngestSSTSegment(t *testing.T) {
 	if err := w.close(); err != nil {
 		t.Fatal(err)
 	}
-	seg := filepath.Join(dir, "new.seg")
-	writeTestSegment(t, seg, []segEntry{{opDelete, "\x00\x01a", ""}, {opPut, "\x00\x01c", "vc"}})
-	for _, p := range []string{old, seg} {
-		if err := b.ingestSegment(b.db, p, dir); err != nil {
-			t.Fatal(err)
-		}
+	seg0 := filepath.Join(dir, "0.seg")
+	writeTestSegment(t, seg0, []segEntry{{opPut, "\x00\x01a", "v0"}, {opPut, "\x00\x01e", "ve0"}, {opPut, "\x00\x01f", "vf0"}})
+	seg1 := filepath.Join(dir, "1.seg")
+	writeTestSegment(t, seg1, []segEntry{{opDelete, "\x00\x01a", ""}, {opPut, "\x00\x01c", "vc"}, {opPut, "\x00\x01e", "ve1"}})
+	seg2 := filepath.Join(dir, "2.seg")
+	writeTestSegment(t, seg2, []segEntry{{opPut, "\x00\x01c", "vc2"}, {opDelete, "\x00\x01e", ""}, {opPut, "\x00\x01g", "vg"}})
+	paths := []string{seg0, old, seg1, seg2}
+	if err := b.ingestSegments(b.db, paths, dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("ingest took the local copy away: %v", err)
 		}
 	}
-	for k, want := range map[string]string{"\x00\x01a": "", "\x00\x01b": "vb", "\x00\x01c": "vc"} {
+	// f: the SST, later than segment 0, wins; a, c, e: the newest segment.
+	for k, want := range map[string]string{"\x00\x01a": "", "\x00\x01b": "vb", "\x00\x01c": "vc2", "\x00\x01e": "", "\x00\x01f": "vf", "\x00\x01g": "vg"} {
 		v, closer, err := b.db.Get([]byte(k))
 		got := ""
 		if err == nil {

@@ -290,10 +290,14 @@ func (b *backend) build(ctx context.Context, from state.Downloader, m *snapMeta,
 	}
 	b.db = db
 	t2 := time.Now()
+	paths := make([]string, len(segs))
+	for i, s := range segs {
+		paths[i] = s.file.local
+	}
+	if err := b.ingestSegments(db, paths, dir); err != nil {
+		return nil, nil, fmt.Errorf("checkpoint %d: %w", m.CheckpointID, err)
+	}
 	for _, s := range segs {
-		if err := b.ingestSegment(db, s.file.local, dir); err != nil {
-			return nil, nil, fmt.Errorf("checkpoint %d: changelog segment of checkpoint %d (object %s): %w", m.CheckpointID, s.id, s.file.h.Name, err)
-		}
 		b.count(&b.stats.Replayed, s.file.size)
 	}
 	statsMu.Lock()

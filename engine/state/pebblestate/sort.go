@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"slices"
+	"unsafe"
 )
 
 // Every snapshot writes its epoch's entries as one sorted changelog
@@ -11,11 +12,12 @@ import (
 // in random key order. Sorting the entries by comparison spent its time on
 // branch mispredictions and on cache misses, fetching keys, entries and
 // values scattered over the heap. The sorter instead reads every entry once,
-// in the order of the epoch's list, into small pointer-free records holding
+// in address order (byAddress), into small pointer-free records holding
 // the first 16 bytes of its key and, when it has at most 8, its value; only
 // longer keys and values are copied into one buffer. It radix sorts the
 // records: one pass per byte that differs between keys (stored keys share
-// their state tag and mostly their length, so most bytes are skipped), then
+// their state tag and mostly their length, so most bytes are skipped: the
+// bits that differ are collected while reading), then
 // a comparison sort of the rare runs of keys equal in their first 16 bytes.
 //
 // Small keys and values travel inside the records because reading them
@@ -46,6 +48,7 @@ type genSorter struct {
 	a, tmp        []sortedEntry
 	data          []byte
 	bytesPerEntry int
+	ptrs          []*entry // byAddress's scratch
 }
 
 // sort returns gen's entries in key order. gen's entries must not change
@@ -57,13 +60,11 @@ func (s *genSorter) sort(gen []*entry, captured func()) sortedGen {
 	if want := len(gen) * s.bytesPerEntry; cap(data) < want {
 		data = make([]byte, 0, want+want/4)
 	}
-	var hist [16][256]int
-	for _, e := range gen {
+	s.byAddress(gen)
+	var first, diff [2]uint64 // the first prefix, and the bits where others differ from it
+	for i, e := range gen {
 		var p [16]byte
 		copy(p[:], e.key)
-		for d, c := range p {
-			hist[d][c]++
-		}
 		x := sortedEntry{hi: binary.BigEndian.Uint64(p[:8]), lo: binary.BigEndian.Uint64(p[8:]), off: len(data), klen: int32(len(e.key)), vlen: -1}
 		if len(e.key) > len(p) {
 			data = append(data, e.key...)
@@ -78,6 +79,11 @@ func (s *genSorter) sort(gen []*entry, captured func()) sortedGen {
 				data = append(data, e.val...)
 			}
 		}
+		if i == 0 {
+			first = [2]uint64{x.hi, x.lo}
+		}
+		diff[0] |= x.hi ^ first[0]
+		diff[1] |= x.lo ^ first[1]
 		a = append(a, x)
 	}
 	if len(gen) > 0 {
@@ -87,9 +93,12 @@ func (s *genSorter) sort(gen []*entry, captured func()) sortedGen {
 	tmp := grow(s.tmp, len(a))[:len(a)]
 	// Least significant digit first; each pass is stable.
 	for d := 15; d >= 0; d-- {
-		h := &hist[d]
-		if len(a) == 0 || h[digit(&a[0], d)] == len(a) {
+		if byte(diff[d/8]>>(56-8*(d%8))) == 0 {
 			continue // every key has the same byte here
+		}
+		var h [256]int
+		for i := range a {
+			h[digit(&a[i], d)]++
 		}
 		pos, sum := [256]int{}, 0
 		for c, n := range h {
@@ -120,13 +129,16 @@ func (s *genSorter) sort(gen []*entry, captured func()) sortedGen {
 	return r
 }
 
-// grow returns buf emptied, with room for n entries. It leaves headroom:
-// generations vary in size.
+// grow returns buf emptied, with room for n entries. It doubles: a job's
+// generations grow while it meets new keys, and every new buffer's pages
+// are faulted in (about 3 ms per MiB on the machines we measure on), so
+// growing by a quarter each time, as this did, faulted in twice the final
+// size; pages of the headroom that stay unused are never touched.
 func grow(buf []sortedEntry, n int) []sortedEntry {
 	if cap(buf) >= n {
 		return buf[:0]
 	}
-	return make([]sortedEntry, 0, n+n/4)
+	return make([]sortedEntry, 0, 2*n)
 }
 
 // key returns x's key: in the generation's data, or built in buf.
@@ -159,4 +171,61 @@ func digit(x *sortedEntry, d int) byte {
 		return byte(x.hi >> (56 - 8*d))
 	}
 	return byte(x.lo >> (56 - 8*(d-8)))
+}
+
+// byAddress orders gen by the memory page of each entry, so that the
+// sorter's read of every entry walks the heap page by page. In the epoch's
+// order, which is the job's key order, every read went to another page:
+// a TLB miss each, costly on virtual machines (measured: 120 ns an entry
+// against 35 in allocation order, for half a million entries). The order
+// within gen does not matter otherwise: the records are sorted by key
+// afterwards.
+func (s *genSorter) byAddress(gen []*entry) {
+	if len(gen) < 2 {
+		return
+	}
+	const pageShift = 12
+	page := func(e *entry) uintptr { return uintptr(unsafe.Pointer(e)) >> pageShift }
+	lo, hi := page(gen[0]), page(gen[0])
+	backwards, prev := 0, lo
+	for _, e := range gen {
+		p := page(e)
+		lo, hi = min(lo, p), max(hi, p)
+		if p < prev {
+			backwards++
+		}
+		prev = p
+	}
+	if backwards < len(gen)/8 {
+		// Mostly in address order already: a job that touches its keys
+		// in the order it first saw them writes its epochs so.
+		return
+	}
+	span := hi - lo
+	if cap(s.ptrs) < len(gen) {
+		s.ptrs = make([]*entry, len(gen))
+	}
+	src, dst := gen, s.ptrs[:len(gen)]
+	const digitBits = 11
+	for shift := uint(0); span>>shift != 0; shift += digitBits {
+		var count [1 << digitBits]int
+		for _, e := range src {
+			count[((page(e)-lo)>>shift)&(1<<digitBits-1)]++
+		}
+		sum := 0
+		for c, n := range count {
+			count[c] = sum
+			sum += n
+		}
+		for _, e := range src {
+			c := ((page(e) - lo) >> shift) & (1<<digitBits - 1)
+			dst[count[c]] = e
+			count[c]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &gen[0] {
+		copy(gen, src)
+	}
+	clear(s.ptrs) // keep no entry alive
 }

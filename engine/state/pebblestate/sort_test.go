@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // TestRefSorter compares the radix sort with a comparison sort on keys made
@@ -136,5 +137,33 @@ func BenchmarkSort(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		s.sort(gen, func() {})
+	}
+}
+
+// TestByAddress: the sorter's read order is a permutation of the epoch's
+// entries, page by page.
+func TestByAddress(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var s genSorter
+	for _, n := range []int{0, 1, 2, 1000, 100_000} {
+		gen := make([]*entry, n)
+		for i := range gen {
+			gen[i] = &entry{key: fmt.Sprint(i)}
+		}
+		rng.Shuffle(n, func(i, j int) { gen[i], gen[j] = gen[j], gen[i] })
+		want := map[*entry]bool{}
+		for _, e := range gen {
+			want[e] = true
+		}
+		s.byAddress(gen)
+		for i, e := range gen {
+			if !want[e] {
+				t.Fatalf("n=%d: entry %d is not one of the epoch's, or repeated", n, i)
+			}
+			delete(want, e)
+			if i > 0 && uintptr(unsafe.Pointer(e))>>12 < uintptr(unsafe.Pointer(gen[i-1]))>>12 {
+				t.Fatalf("n=%d: entry %d is on an earlier page than entry %d", n, i, i-1)
+			}
+		}
 	}
 }

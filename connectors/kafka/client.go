@@ -32,6 +32,9 @@ func retriable(err error) bool {
 	if errors.Is(err, errTxnLost) {
 		return false
 	}
+	if errors.Is(err, errNotStable) {
+		return true
+	}
 	if ke, ok := errors.AsType[*kerr.Error](err); ok {
 		return ke.Retriable || errors.Is(err, kerr.ConcurrentTransactions) ||
 			errors.Is(err, kerr.CoordinatorNotAvailable) || errors.Is(err, kerr.NotCoordinator) ||

@@ -40,8 +40,11 @@
 // committable's producer id and epoch (see txncheck.go); a later transaction
 // open at the same epoch (brokers without KIP-890) means the restored one was
 // committed. "Already committed" is success; a transaction the broker
-// aborted (expired) or fenced stops the job with an error that says so: the
-// checkpoint's output would be lost. Then it lists the open transactions of
+// aborted (expired, or fenced by a new producer of its id) stops the job
+// with an error that says so: the checkpoint's output would be lost. When
+// the coordinator answers "fenced" it may also mean a later epoch after a
+// commit (KIP-890 bumps it at every transaction), so the first record's
+// partition is read with read_committed to tell the two apart (txnlog.go). Then it lists the open transactions of
 // the prefix and aborts those this subtask owns (the ids of old subtasks j
 // with j mod parallelism equal to its index), so that read_committed
 // consumers are not held back by an earlier incarnation's leftovers.

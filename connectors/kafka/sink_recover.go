@@ -61,7 +61,7 @@ func (w *txnWriter[T]) commitRecovered(ctx context.Context, ckpt uint64, c commi
 	switch {
 	case err == nil:
 		if done {
-			w.log.Info("restored transaction was committed before, and a later transaction is open on its id: left to the abort of leftovers",
+			w.log.Info("restored transaction was committed before (a later transaction ran on its id)",
 				"checkpoint", ckpt, "transaction", c.String())
 		}
 		return nil

@@ -44,8 +44,12 @@ import (
 //     without touching the later one (Recover aborts it afterwards).
 //   - Otherwise nothing is open at our producer id and epoch, and EndTxn
 //     cannot end anything but ours: it answers from the coordinator's
-//     memory as before (success for a commit already done, errTxnLost for
-//     an abort or fencing).
+//     memory as before (success for a commit already done). When that
+//     memory is gone (fenced: a later epoch; or an expired id), the log of
+//     our first record's partition says whether it was committed
+//     (txnlog.go): an older savepoint restored after its id was reused
+//     under KIP-890 is success, a transaction the broker aborted is
+//     errTxnLost.
 //
 // Why not the transaction's start time from DescribeTransactions: it costs
 // a request in every PreCommit, has millisecond resolution, and kfake (the
@@ -79,7 +83,21 @@ func commitChecked(ctx context.Context, cl *kgo.Client, c committable, timeout t
 			return true, nil
 		}
 	}
-	return false, commitRaw(ctx, cl, c, timeout)
+	err = commitRaw(ctx, cl, c, timeout)
+	if !errors.Is(err, errTxnLost) {
+		return false, err
+	}
+	// The coordinator has no answer for it any more (see txnlog.go).
+	out, lerr := outcomeInLog(ctx, cl, c, timeout)
+	switch {
+	case lerr != nil:
+		return false, fmt.Errorf("%w (and its first record could not be read to settle it: %v)", err, lerr)
+	case out == outcomeCommitted:
+		return true, nil
+	case out == outcomeUnknown:
+		return false, fmt.Errorf("%w (its first record, %s/%d@%d, is no longer in the log to settle it)", err, c.First.Topic, c.First.Partition, c.First.Offset)
+	}
+	return false, err
 }
 
 // openAt reports whether c's producer has an open transaction that starts at

@@ -20,8 +20,11 @@ func TestRefSorter(t *testing.T) {
 	var s genSorter
 	for round := 0; round < 200; round++ {
 		n := rng.IntN(2000)
-		if round == 0 {
+		switch {
+		case round == 0:
 			n = 0
+		case round%40 == 1: // larger than the buffers of earlier rounds
+			n = 20000 + rng.IntN(5000)
 		}
 		seen := map[string]bool{}
 		var gen []*entry

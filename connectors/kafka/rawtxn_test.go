@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -497,5 +498,39 @@ func TestCommitNotLeftToClient(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCommitMatchesTransactionVersion: on a cluster that offers EndTxn v5
+// but has not finalized transaction.version 2 (an upgraded cluster),
+// franz-go ends transactions with v4; the sink's own commit must too, or
+// the client's repeat of it is fenced and every commit replaces a client.
+func TestCommitMatchesTransactionVersion(t *testing.T) {
+	brokers := startBroker(t, "")
+	req := kmsg.NewPtrUpdateFeaturesRequest()
+	u := kmsg.NewUpdateFeaturesRequestFeatureUpdate()
+	u.Feature, u.MaxVersionLevel, u.UpgradeType = "transaction.version", 1, 2 // safe downgrade
+	req.FeatureUpdates = append(req.FeatureUpdates, u)
+	resp, err := req.RequestWith(context.Background(), adminClient(t, brokers))
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+	}
+	if err != nil {
+		t.Fatalf("set transaction.version 1: %v", err)
+	}
+	_, d := startTxnWriter(t, brokers, "tv1")
+	defer d.w.Close()
+	d.write(0, "x1")
+	first := d.w.slots[0].cl
+	d.complete(d.preCommit(1))
+	d.write(1, "y1")
+	d.complete(d.preCommit(2))
+	d.write(0, "z1")
+	d.complete(d.preCommit(3))
+	if d.w.slots[0].cl != first {
+		t.Fatal("the client of slot 0 was replaced: its own EndTxn disagreed with the sink's commit")
+	}
+	if got := committedValues(t, brokers); !slices.Equal(got, []string{"x1", "y1", "z1"}) {
+		t.Fatalf("%v committed, want x1 y1 z1", got)
 	}
 }

@@ -13,6 +13,14 @@ import (
 // j mod parallelism) and then aborts every open transaction of this sink
 // that this subtask owns, whatever parallelism left it.
 func (w *txnWriter[T]) Recover(ctx context.Context, cs []checkpoint.Committable) error {
+	adm, err := commitClient(ctx, w.adm, w.cfg.Brokers, w.cfg.ClientOptions, w.cfg.CommitTimeout)
+	if err != nil {
+		return fmt.Errorf("kafka sink %q: %w", w.name, err)
+	}
+	if adm != w.adm {
+		w.adm.Close()
+		w.adm = adm
+	}
 	for _, cm := range cs {
 		c, err := decodeCommittable(cm.Data)
 		if err != nil {

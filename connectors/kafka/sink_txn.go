@@ -230,13 +230,7 @@ func (w *txnWriter[T]) Commit(ctx context.Context, cs []checkpoint.Committable) 
 // transaction on the id starts a new one, which initializes the producer
 // again.
 //
-// Not verified against a real broker: Kafka 4 takes the transaction
-// version from the EndTxn version alone (v5 commits with an epoch bump).
-// On a cluster whose transaction.version is below 2 but whose brokers
-// still offer EndTxn v5 to our admin client, franz-go's own EndTxn (v4, at
-// the old epoch) would be refused as fenced, and every commit would
-// replace its client: slower, nothing lost. kfake offers v5 only with
-// KIP-890 on.
+// Both ends must speak the same transaction version (txnversion.go).
 func (w *txnWriter[T]) settle(ctx context.Context, s *slot, c committable) {
 	if err := w.endClient(ctx, s.cl); err != nil {
 		w.log.Warn("the producer client disagreed with the commit the sink made; replacing the client", "transaction", c.String(), "err", err)

@@ -287,6 +287,10 @@ func staleSetup(t *testing.T, version string) (*SinkConfig[string], []string, ch
 	brokers := startBroker(t, version)
 	cfg, d := startTxnWriter(t, brokers, "stale")
 	w := d.w
+	// Without KIP-890 the sink now starts every transaction of an id with
+	// a new producer (settle); before, it kept one client and one epoch
+	// per id, and the savepoints it wrote may still be restored.
+	w.kip890 = true
 	write, preCommit, complete := d.write, d.preCommit, d.complete
 	write(0, "a1", "a2", "a3")
 	c1 := preCommit(1) // savepoint 1 names slot 0's transaction
@@ -487,8 +491,9 @@ func TestCommitNotLeftToClient(t *testing.T) {
 				d.complete(d.preCommit(2))
 				d.write(0, "z1") // the id's next transaction
 				d.complete(d.preCommit(3))
-				if replaced := d.w.slots[0].cl != first; replaced != aborts {
-					t.Fatalf("client replaced: %v, want %v", replaced, aborts)
+				// Without KIP-890 every commit replaces the client.
+				if replaced, want := d.w.slots[0].cl != first, aborts || version != ""; replaced != want {
+					t.Fatalf("client replaced: %v, want %v", replaced, want)
 				}
 				if got := committedValues(t, brokers); !slices.Equal(got, []string{"x1", "x2", "y1", "z1"}) {
 					t.Fatalf("%v committed, want x1 x2 y1 z1", got)
@@ -503,15 +508,16 @@ func TestCommitNotLeftToClient(t *testing.T) {
 
 // TestCommitMatchesTransactionVersion: on a cluster that offers EndTxn v5
 // but has not finalized transaction.version 2 (an upgraded cluster),
-// franz-go ends transactions with v4; the sink's own commit must too, or
-// the client's repeat of it is fenced and every commit replaces a client.
+// franz-go ends transactions with v4, which leaves the epoch; the sink's
+// own commit must too (a v5 commit bumps it).
 func TestCommitMatchesTransactionVersion(t *testing.T) {
 	brokers := startBroker(t, "")
+	adm := adminClient(t, brokers)
 	req := kmsg.NewPtrUpdateFeaturesRequest()
 	u := kmsg.NewUpdateFeaturesRequestFeatureUpdate()
 	u.Feature, u.MaxVersionLevel, u.UpgradeType = "transaction.version", 1, 2 // safe downgrade
 	req.FeatureUpdates = append(req.FeatureUpdates, u)
-	resp, err := req.RequestWith(context.Background(), adminClient(t, brokers))
+	resp, err := req.RequestWith(context.Background(), adm)
 	if err == nil {
 		err = kerr.ErrorForCode(resp.ErrorCode)
 	}
@@ -520,17 +526,23 @@ func TestCommitMatchesTransactionVersion(t *testing.T) {
 	}
 	_, d := startTxnWriter(t, brokers, "tv1")
 	defer d.w.Close()
-	d.write(0, "x1")
-	first := d.w.slots[0].cl
-	d.complete(d.preCommit(1))
-	d.write(1, "y1")
-	d.complete(d.preCommit(2))
-	d.write(0, "z1")
-	d.complete(d.preCommit(3))
-	if d.w.slots[0].cl != first {
-		t.Fatal("the client of slot 0 was replaced: its own EndTxn disagreed with the sink's commit")
+	if d.w.kip890 {
+		t.Fatal("the writer takes the cluster for a KIP-890 one")
 	}
-	if got := committedValues(t, brokers); !slices.Equal(got, []string{"x1", "y1", "z1"}) {
-		t.Fatalf("%v committed, want x1 y1 z1", got)
+	d.write(0, "x1")
+	cc := d.preCommit(1)
+	d.complete(cc)
+	c, _ := decodeCommittable(cc.data)
+	dreq := kmsg.NewPtrDescribeTransactionsRequest()
+	dreq.TransactionalIDs = []string{c.TxnID}
+	dresp, err := dreq.RequestWith(context.Background(), adm)
+	if err != nil || len(dresp.TransactionStates) != 1 {
+		t.Fatalf("describe %s: %v", c.TxnID, err)
+	}
+	if st := dresp.TransactionStates[0]; st.ProducerEpoch != c.Epoch || st.State == "Ongoing" {
+		t.Fatalf("after the commit of %s: %s at epoch %d, want ended at epoch %d (EndTxn v4)", c, st.State, st.ProducerEpoch, c.Epoch)
+	}
+	if got := committedValues(t, brokers); !slices.Equal(got, []string{"x1"}) {
+		t.Fatalf("%v committed, want x1", got)
 	}
 }

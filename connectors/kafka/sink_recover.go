@@ -13,7 +13,8 @@ import (
 // j mod parallelism) and then aborts every open transaction of this sink
 // that this subtask owns, whatever parallelism left it.
 func (w *txnWriter[T]) Recover(ctx context.Context, cs []checkpoint.Committable) error {
-	adm, err := commitClient(ctx, w.adm, w.cfg.Brokers, w.cfg.ClientOptions, w.cfg.CommitTimeout)
+	adm, kip890, err := commitClient(ctx, w.adm, w.cfg.Brokers, w.cfg.ClientOptions, w.cfg.CommitTimeout)
+	w.kip890 = kip890
 	if err != nil {
 		return fmt.Errorf("kafka sink %q: %w", w.name, err)
 	}

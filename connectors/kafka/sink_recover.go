@@ -9,19 +9,19 @@ import (
 	"github.com/onceflow/onceflow/engine"
 )
 
-// Recover commits the restored committables (old subtask j's go to subtask
-// j mod parallelism) and then aborts every open transaction of this sink
-// that this subtask owns, whatever parallelism left it.
+// Recover learns the cluster's transaction version (txnversion.go), commits
+// the restored committables (old subtask j's go to subtask j mod
+// parallelism) and then aborts every open transaction of this sink that
+// this subtask owns, whatever parallelism left it.
 func (w *txnWriter[T]) Recover(ctx context.Context, cs []checkpoint.Committable) error {
 	adm, kip890, err := commitClient(ctx, w.adm, w.cfg.Brokers, w.cfg.ClientOptions, w.cfg.CommitTimeout)
-	w.kip890 = kip890
 	if err != nil {
 		return fmt.Errorf("kafka sink %q: %w", w.name, err)
 	}
 	if adm != w.adm {
 		w.adm.Close()
-		w.adm = adm
 	}
+	w.adm, w.kip890 = adm, kip890
 	for _, cm := range cs {
 		c, err := decodeCommittable(cm.Data)
 		if err != nil {

@@ -29,7 +29,9 @@
 // id is reused only after a later checkpoint has completed whose snapshot
 // was taken after the commit, so no restore point can still name the old
 // transaction when a new one runs on the same id (which, on brokers without
-// KIP-890 epoch bumps, would have the same producer epoch).
+// KIP-890 epoch bumps, had the same producer epoch while the sink kept one
+// client per id; it now starts a new producer for every transaction there,
+// see txnWriter.settle).
 //
 // Recover, at the start of every attempt, commits the restored committables
 // with a raw EndTxn(commit) through the client, never InitProducerID (which

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
@@ -27,8 +28,11 @@ func commitClient(ctx context.Context, cl *kgo.Client, brokers []string, opts []
 		req := kmsg.NewPtrApiVersionsRequest()
 		req.ClientSoftwareName, req.ClientSoftwareVersion = "onceflow", "1"
 		r, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
 		resp = r
-		return err
+		return kerr.ErrorForCode(r.ErrorCode)
 	})
 	if err != nil {
 		return nil, false, err

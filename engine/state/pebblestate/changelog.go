@@ -140,27 +140,34 @@ func (b *backend) ingestMerged(db *pebble.DB, paths []string, scratchDir string)
 	what := fmt.Sprintf("changelog segments %s to %s", filepath.Base(paths[0]), filepath.Base(paths[len(paths)-1]))
 	table := filepath.Join(scratchDir, "ingest-"+filepath.Base(paths[len(paths)-1])+".sst")
 	os.Remove(table)
-	w, err := b.createTable(table)
-	if err != nil {
-		return fmt.Errorf("ingest %s: %w", what, err)
-	}
-	n, err := mergeRuns(runs, w.add)
-	if err != nil {
-		w.abandon()
-		return fmt.Errorf("ingest %s: %w", what, err)
-	}
-	if n == 0 {
-		w.abandon()
-		return nil // intervals without changes
-	}
-	if err := w.close(); err != nil {
-		return fmt.Errorf("ingest %s: %w", what, err)
-	}
-	if err := db.Ingest(context.Background(), []string{table}); err != nil {
-		os.Remove(table)
+	if _, err := b.ingestRunsInto(db, runs, table); err != nil {
 		return fmt.Errorf("ingest %s: %w", what, err)
 	}
 	return nil
+}
+
+// ingestRunsInto merges runs into one table at path, newest value winning,
+// and ingests it into db (which moves the file in); it returns how many
+// entries the table held. No table is written when the runs are empty of
+// entries (intervals without changes).
+func (b *backend) ingestRunsInto(db *pebble.DB, runs []run, path string) (int, error) {
+	w, err := b.createTable(path)
+	if err != nil {
+		return 0, err
+	}
+	n, err := mergeRuns(runs, w.add)
+	if err != nil || n == 0 {
+		w.abandon()
+		return 0, err
+	}
+	if err := w.close(); err != nil {
+		return 0, err
+	}
+	if err := db.Ingest(context.Background(), []string{path}); err != nil {
+		os.Remove(path)
+		return 0, fmt.Errorf("ingest %s: %w", path, err)
+	}
+	return n, nil
 }
 
 func hasPrefix(path string, prefix []byte) (bool, error) {

@@ -2,7 +2,6 @@ package pebblestate
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,26 +64,9 @@ func (b *backend) ingestRuns() error {
 	start := time.Now()
 	last := b.runs[len(b.runs)-1].epoch
 	path := filepath.Join(b.dir.seg, fmt.Sprintf("merged-%020d.sst", last))
-	w, err := b.createTable(path)
+	n, err := b.ingestRunsInto(b.db, b.runs, path)
 	if err != nil {
-		return err
-	}
-	n, err := mergeRuns(b.runs, w.add)
-	if err != nil {
-		w.abandon()
-		return fmt.Errorf("merge changelog segments: %w", err)
-	}
-	if n == 0 {
-		w.abandon()
-	} else {
-		if err := w.close(); err != nil {
-			return err
-		}
-		// Pebble moves the file in: nothing else uses it.
-		if err := b.db.Ingest(context.Background(), []string{path}); err != nil {
-			os.Remove(path)
-			return fmt.Errorf("ingest merged changes: %w", err)
-		}
+		return fmt.Errorf("merge changelog segments into the database: %w", err)
 	}
 	b.markApplied(last)
 	b.closeRuns()

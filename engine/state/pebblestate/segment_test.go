@@ -129,3 +129,24 @@ func FuzzReadSegment(f *testing.F) {
 		}
 	})
 }
+
+// readSegment calls fn with every entry of the segment at path, in order.
+// The checksum is checked once the last entry was read, so fn must not make
+// anything durable before readSegment returns.
+func readSegment(path string, fn func(op byte, k, v []byte) error) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r, err := openSegment(f)
+	if err != nil {
+		return 0, err
+	}
+	for r.next() {
+		if err := fn(r.op, r.key, r.val); err != nil {
+			return r.n, err
+		}
+	}
+	return r.n, r.err
+}

@@ -106,6 +106,7 @@ type control struct {
 	barrier checkpoint.Barrier // trigger
 	id      uint64             // complete, aborted
 	final   bool
+	err     error // failed
 }
 
 type controlKind uint8
@@ -114,6 +115,9 @@ const (
 	ctlTrigger controlKind = iota
 	ctlComplete
 	ctlAborted
+	// ctlFailed: work the subtask handed to a goroutine of its own (a
+	// sink's asynchronous pre-commit) failed; the subtask fails with err.
+	ctlFailed
 )
 
 // mailbox carries control messages to a subtask. It never blocks the sender,

@@ -47,6 +47,29 @@ type TransactionalSink interface {
 	Commit(ctx context.Context, committables []checkpoint.Committable) error
 }
 
+// AsyncPreCommitter is a TransactionalSink whose pre-commit need not stop
+// the record path. Waiting on the barrier until every record of the
+// transaction is acknowledged stalled the whole pipeline behind the sink
+// (measured with Kafka at a million records a second: 20 to 60 ms per
+// checkpoint and subtask); instead the engine calls StartPreCommit on the
+// barrier, then finishes the pre-commit on another goroutine while the
+// subtask goes on writing.
+//
+//   - StartPreCommit runs on barrier n, on the record path, instead of
+//     PreCommit: it closes the open transaction to new records (later
+//     Writes go into the next transaction) and returns finish (nil when
+//     nothing was written).
+//   - finish waits until the closed transaction is durably prepared and
+//     returns its committable, like PreCommit. It runs on the sink's
+//     preparer goroutine, concurrently with Write and Commit (the sink makes
+//     that safe), never concurrently with another finish: finishes run in
+//     barrier order, and Close runs after the last one returned. Commit
+//     never receives a committable before its finish returned it. A finish
+//     error fails the subtask, as a PreCommit error does.
+type AsyncPreCommitter interface {
+	StartPreCommit(ctx context.Context, checkpointID uint64) (finish func(context.Context) ([]byte, error), err error)
+}
+
 // Sink writes s with writers made by newWriter, one per subtask.
 func Sink[T any](s Stream[T], name string, newWriter func(ctx *Context) (SinkWriter[T], error), opts ...OperatorOption) {
 	j := s.job
@@ -79,6 +102,9 @@ func (p *sinkProc[T]) open(c *Context) error {
 		if err := p.s.tx.Recover(c.ctx, c.env.restored.committables); err != nil {
 			return fmt.Errorf("recover transactions of checkpoint %d: %w", c.env.restored.checkpointID, err)
 		}
+		if a, ok := w.(AsyncPreCommitter); ok {
+			p.s.prep = startPreparer(c.ctx, c.env, a)
+		}
 	}
 	publishMetrics(&p.s.env.gauges, p.s.metrics)
 	return nil
@@ -102,9 +128,24 @@ type sinkSide struct {
 	flusher Flusher
 	tx      TransactionalSink
 	metrics MetricsReporter // the writer, if it reports metrics
-	pending []checkpoint.Committable
+	pending []*prepared     // oldest first
+	prep    *preparer       // when the writer is an AsyncPreCommitter
 }
 
+// prepared is the pre-committed transaction of one checkpoint: its
+// committable, once done is closed.
+type prepared struct {
+	id   uint64
+	done chan struct{}
+	data []byte // nil: the transaction turned out empty
+	err  error
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// preCommit pre-commits on barrier id and returns the committables its
+// snapshot carries. An AsyncPreCommitter's pre-commit is finished, and the
+// snapshot acknowledged, by the preparer instead (startPreCommit).
 func (s *sinkSide) preCommit(ctx context.Context, id uint64) ([]checkpoint.Committable, error) {
 	if s.flusher != nil {
 		if err := s.flusher.Flush(ctx); err != nil {
@@ -123,28 +164,50 @@ func (s *sinkSide) preCommit(ctx context.Context, id uint64) ([]checkpoint.Commi
 		return nil, err
 	}
 	if data != nil {
-		s.pending = append(s.pending, checkpoint.Committable{CheckpointID: id, Data: data})
+		s.pending = append(s.pending, &prepared{id: id, done: closedChan, data: data})
 	}
-	return append([]checkpoint.Committable(nil), s.pending...), nil
+	return committables(s.pending)
+}
+
+// committables lists what ps carry, all done. It fails if one of them
+// failed: no later checkpoint may complete without its records.
+func committables(ps []*prepared) ([]checkpoint.Committable, error) {
+	var cs []checkpoint.Committable
+	for _, p := range ps {
+		<-p.done
+		if p.err != nil {
+			return nil, fmt.Errorf("the transaction of checkpoint %d was not prepared: %w", p.id, p.err)
+		}
+		if p.data != nil {
+			cs = append(cs, checkpoint.Committable{CheckpointID: p.id, Data: p.data})
+		}
+	}
+	return cs, nil
 }
 
 // commitUpTo commits every pending transaction of checkpoints <= id.
 func (s *sinkSide) commitUpTo(ctx context.Context, env *taskEnv, id uint64) error {
 	n := 0
-	for n < len(s.pending) && s.pending[n].CheckpointID <= id {
+	for n < len(s.pending) && s.pending[n].id <= id {
 		n++
 	}
 	if n == 0 {
 		return nil
 	}
+	// Checkpoint id completed, so every pre-commit it carries is done.
+	cs, err := committables(s.pending[:n])
+	if err != nil {
+		return err
+	}
 	if err := env.att.fault(FaultCommit, env.id, id); err != nil {
 		return err
 	}
 	start := time.Now()
-	if err := s.tx.Commit(ctx, s.pending[:n]); err != nil {
+	if err := s.tx.Commit(ctx, cs); err != nil {
 		return fmt.Errorf("commit transactions of checkpoint %d: %w", id, err)
 	}
 	env.lastCommit.Store(int64(time.Since(start)))
+	clear(s.pending[:n])
 	s.pending = append(s.pending[:0], s.pending[n:]...)
 	return nil
 }

@@ -68,6 +68,9 @@ func (t *oneInputTask[IN, OUT]) run(ctx context.Context) (err error) {
 	if c, ok := t.p.user().(io.Closer); ok {
 		defer c.Close()
 	}
+	if t.sink != nil && t.sink.prep != nil {
+		defer t.sink.prep.stop() // before Close
+	}
 	for {
 		for _, c := range env.mb.drain() {
 			if err := t.control(ctx, c); err != nil {
@@ -188,6 +191,9 @@ func (t *oneInputTask[IN, OUT]) snapshot(ctx context.Context, b checkpoint.Barri
 		}
 		st.Values = vals
 	}
+	if t.sink != nil && t.sink.prep != nil {
+		return t.sink.startPreCommit(ctx, b, st)
+	}
 	if t.sink != nil {
 		cs, err := t.sink.preCommit(ctx, b.ID)
 		if err != nil {
@@ -226,6 +232,8 @@ func (t *oneInputTask[IN, OUT]) control(ctx context.Context, c control) error {
 		if l, ok := t.p.user().(CheckpointListener); ok {
 			l.CheckpointAborted(c.id)
 		}
+	case ctlFailed:
+		return c.err
 	}
 	return nil
 }

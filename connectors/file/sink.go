@@ -30,17 +30,22 @@ type SinkConfig[T any] struct {
 
 // Sink writes s to cfg.Dir, one line per record, exactly once.
 func Sink[T any](s engine.Stream[T], name string, cfg SinkConfig[T], opts ...engine.OperatorOption) {
-	engine.Sink(s, name, func(ctx *engine.Context) (engine.SinkWriter[T], error) {
-		if cfg.Dir == "" || cfg.Encode == nil {
-			return nil, fmt.Errorf("file sink %q: Dir and Encode are required", name)
-		}
-		staging := filepath.Join(cfg.Dir, ".staging")
-		if err := os.MkdirAll(staging, 0o755); err != nil {
-			return nil, fmt.Errorf("file sink %q: create %s: %w", name, staging, err)
-		}
-		return &writer[T]{cfg: cfg, staging: staging, op: ctx.Operator(), subtask: ctx.Subtask(),
-			parallelism: ctx.Parallelism(), attempt: ctx.Attempt()}, nil
-	}, opts...)
+	engine.Sink(s, name, func(ctx *engine.Context) (engine.SinkWriter[T], error) { return NewWriter(ctx, name, cfg) }, opts...)
+}
+
+// NewWriter returns the writer of one subtask of the sink named name, for
+// use with engine.Sink: it is an engine.TransactionalSink, an
+// engine.AsyncPreCommitter and an io.Closer.
+func NewWriter[T any](ctx *engine.Context, name string, cfg SinkConfig[T]) (engine.SinkWriter[T], error) {
+	if cfg.Dir == "" || cfg.Encode == nil {
+		return nil, fmt.Errorf("file sink %q: Dir and Encode are required", name)
+	}
+	staging := filepath.Join(cfg.Dir, ".staging")
+	if err := os.MkdirAll(staging, 0o755); err != nil {
+		return nil, fmt.Errorf("file sink %q: create %s: %w", name, staging, err)
+	}
+	return &writer[T]{cfg: cfg, staging: staging, op: ctx.Operator(), subtask: ctx.Subtask(),
+		parallelism: ctx.Parallelism(), attempt: ctx.Attempt()}, nil
 }
 
 type writer[T any] struct {
@@ -86,31 +91,46 @@ func (w *writer[T]) Write(_ context.Context, records []T) error {
 
 // PreCommit makes the staging file durable and closes it; the next record
 // opens a new one.
-func (w *writer[T]) PreCommit(_ context.Context, id uint64) ([]byte, error) {
+func (w *writer[T]) PreCommit(ctx context.Context, id uint64) ([]byte, error) {
+	finish, err := w.StartPreCommit(ctx, id)
+	if finish == nil || err != nil {
+		return nil, err
+	}
+	return finish(ctx)
+}
+
+// StartPreCommit is PreCommit in two parts (engine.AsyncPreCommitter): on
+// the barrier the staging file is handed over, and the next record opens a
+// new one; finish flushes and fsyncs the handed-over file meanwhile, so
+// that the record path never waits for the disk.
+func (w *writer[T]) StartPreCommit(_ context.Context, id uint64) (func(context.Context) ([]byte, error), error) {
 	if w.f == nil {
 		return nil, nil
 	}
-	f := w.f
-	w.f = nil
-	if err := w.w.Flush(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("flush %s: %w", f.Name(), err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("fsync %s: %w", f.Name(), err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("close %s: %w", f.Name(), err)
-	}
-	if err := syncDir(w.staging); err != nil {
-		return nil, err
-	}
+	f, bw := w.f, w.w
+	w.f, w.w = nil, nil
 	c := committable{
 		Staging: filepath.Join(".staging", filepath.Base(f.Name())),
 		Final:   fmt.Sprintf("part-%s-%020d-%d-%s-%d", w.op, id, w.subtask, w.attempt, w.seq-1),
 	}
-	return json.Marshal(c)
+	staging := w.staging
+	return func(context.Context) ([]byte, error) {
+		if err := bw.Flush(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("flush %s: %w", f.Name(), err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("fsync %s: %w", f.Name(), err)
+		}
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("close %s: %w", f.Name(), err)
+		}
+		if err := syncDir(staging); err != nil {
+			return nil, err
+		}
+		return json.Marshal(c)
+	}, nil
 }
 
 // Commit publishes prepared files. A file already published is success; a

@@ -19,11 +19,12 @@
 //
 // Each sink subtask owns a bounded pool of transactional ids
 // "<prefix>-<operator>-<subtask>-<slot>". Records go into a transaction on
-// one id; on barrier n (PreCommit) the sink flushes, waits for every produce
-// result and returns the committable (transactional id, producer id, epoch
-// as returned by the produces, and the position of the transaction's first
-// record). The next records open a transaction on
-// another id. When checkpoint n completes the transaction is committed, with
+// one id. On barrier n (StartPreCommit) the sink closes that transaction to
+// new records, which open a transaction on another id, on that id's own
+// client; meanwhile, off the record path (engine.AsyncPreCommitter), it
+// flushes the closed one, waits for every produce result and returns the
+// committable (transactional id, producer id, epoch as returned by the
+// produces, and the position of the transaction's first record). When checkpoint n completes the transaction is committed, with
 // the sink's own EndTxn for the committable's producer id and epoch (see
 // txnWriter.Commit for why not the client's EndTransaction). An
 // id is reused only after a later checkpoint has completed whose snapshot

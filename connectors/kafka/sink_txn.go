@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -53,7 +54,8 @@ type txnWriter[T any] struct {
 	// endClient ends the client's transaction after the sink committed it
 	// (see settle); tests replace it to act like the faulty client.
 	endClient func(context.Context, *kgo.Client) error
-	kip890    bool // the cluster runs KIP-890 transactions (set by Recover)
+	kip890    bool       // the cluster runs KIP-890 transactions (set by Recover)
+	mu        sync.Mutex // guards slot.prepared: StartPreCommit's finish sets it
 }
 
 func newTxnWriter[T any](ctx *engine.Context, cfg *SinkConfig[T]) (*txnWriter[T], error) {
@@ -156,26 +158,45 @@ func (w *txnWriter[T]) ConnectorMetrics() engine.ConnectorMetrics {
 // the producer id and epoch the records were written with, and where its
 // first record went (see committable.First).
 func (w *txnWriter[T]) PreCommit(ctx context.Context, id uint64) ([]byte, error) {
+	finish, err := w.StartPreCommit(ctx, id)
+	if finish == nil || err != nil {
+		return nil, err
+	}
+	return finish(ctx)
+}
+
+// StartPreCommit is PreCommit in two parts (engine.AsyncPreCommitter): on
+// the barrier the open transaction's slot stops taking records, and the
+// next Write opens another slot's transaction, on its own client; finish
+// flushes the closed one meanwhile. Its client is then used by finish
+// alone until it returns, and its prepared committable is guarded by mu
+// (Commit reads every slot's).
+func (w *txnWriter[T]) StartPreCommit(_ context.Context, id uint64) (func(context.Context) ([]byte, error), error) {
 	w.lastBarrier = id
 	s := w.cur
 	if s == nil {
 		return nil, nil // nothing written since the last barrier
 	}
-	if err := s.cl.Flush(ctx); err != nil {
-		return nil, fmt.Errorf("checkpoint %d: flush transaction %q: %w", id, s.id, err)
-	}
-	o, err := s.res.snapshot()
-	if err != nil || !o.ok {
-		if err == nil {
-			err = errors.New("no record was acknowledged")
-		}
-		return nil, fmt.Errorf("checkpoint %d: transaction %q: %w", id, s.id, explain(err))
-	}
-	c := committable{TxnID: s.id, ProducerID: o.pid, Epoch: o.epoch, First: o.first}
-	s.state, s.prepared = slotPrepared, c
+	s.state = slotPrepared
 	w.cur = nil
-	w.log.Debug("pre-committed", "checkpoint", id, "transaction", c.String(), "records", o.acked)
-	return c.encode(), nil
+	return func(ctx context.Context) ([]byte, error) {
+		if err := s.cl.Flush(ctx); err != nil {
+			return nil, fmt.Errorf("checkpoint %d: flush transaction %q: %w", id, s.id, err)
+		}
+		o, err := s.res.snapshot()
+		if err != nil || !o.ok {
+			if err == nil {
+				err = errors.New("no record was acknowledged")
+			}
+			return nil, fmt.Errorf("checkpoint %d: transaction %q: %w", id, s.id, explain(err))
+		}
+		c := committable{TxnID: s.id, ProducerID: o.pid, Epoch: o.epoch, First: o.first}
+		w.mu.Lock()
+		s.prepared = c
+		w.mu.Unlock()
+		w.log.Debug("pre-committed", "checkpoint", id, "transaction", c.String(), "records", o.acked)
+		return c.encode(), nil
+	}, nil
 }
 
 // Commit commits the transactions of completed checkpoints with the sink's
@@ -250,6 +271,8 @@ func (w *txnWriter[T]) settle(ctx context.Context, s *slot, c committable) {
 }
 
 func (w *txnWriter[T]) preparedSlot(c committable) *slot {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for _, s := range w.slots {
 		if s.state == slotPrepared && s.prepared == c {
 			return s

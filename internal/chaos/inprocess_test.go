@@ -22,6 +22,7 @@ type faultRun struct {
 	quota        map[string]int
 	keys         int
 	stateBackend state.Factory // nil: in-memory
+	syncSink     bool          // the sink pre-commits on the record path
 }
 
 // runWithFaults runs the keyed count with faults injected at random points
@@ -39,7 +40,7 @@ func runWithFaults(t *testing.T, r faultRun) (*injector, int64) {
 	}
 	const records = 60000
 	o := testjob.Options{
-		Name: r.name, Records: records, Keys: r.keys, Parallelism: r.p, OutDir: dir + "/out",
+		Name: r.name, Records: records, Keys: r.keys, Parallelism: r.p, OutDir: dir + "/out", SyncPreCommit: r.syncSink,
 		// Spread the input over ~2 s whatever the parallelism.
 		Rate:  float64(records) / 2 / float64(min(r.p, testjob.Splits)),
 		Fault: func(uint64) error { return in.fault("operator", 1.0/2000, true) },
@@ -80,6 +81,8 @@ func runWithFaults(t *testing.T, r faultRun) (*injector, int64) {
 
 // TestInProcessFaults: at least 20 faults of every kind per run, at
 // parallelism 1 and 4 over several seeds; nothing lost, nothing duplicated.
+// Seed 2 has the sink pre-commit on the record path, the others off it
+// (engine.AsyncPreCommitter).
 func TestInProcessFaults(t *testing.T) {
 	quota := map[string]int{
 		"operator":                       5,
@@ -88,13 +91,14 @@ func TestInProcessFaults(t *testing.T) {
 		"store-put":                      3,
 		string(engine.FaultCommit):       3,
 		string(engine.FaultBeforeNotify): 3,
+		string(engine.FaultPreCommit):    3,
 	}
 	const minFaults = 20
 	for _, p := range []int{1, 4} {
 		for _, seed := range []uint64{1, 2, 3} {
 			t.Run(fmt.Sprintf("p=%d/seed=%d", p, seed), func(t *testing.T) {
 				t.Parallel()
-				in, _ := runWithFaults(t, faultRun{name: "chaos", p: p, seed: seed, quota: quota, keys: 200})
+				in, _ := runWithFaults(t, faultRun{name: "chaos", p: p, seed: seed, quota: quota, keys: 200, syncSink: seed == 2})
 				if in.total() < minFaults {
 					t.Fatalf("only %d faults fired, want at least %d (missing: %v)", in.total(), minFaults, in.missing())
 				}

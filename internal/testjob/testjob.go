@@ -5,6 +5,7 @@ package testjob
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 
@@ -32,6 +33,10 @@ type Options struct {
 	Fault func(seq uint64) error
 	// Pause, if set, holds back input record seq while it returns true.
 	Pause func(seq uint64) bool
+	// SyncPreCommit hides the file sink's asynchronous pre-commit
+	// (engine.AsyncPreCommitter), so that the engine pre-commits on the
+	// record path, as it does for sinks without one.
+	SyncPreCommit bool
 }
 
 // Event is one input record.
@@ -58,8 +63,22 @@ func Build(o Options) *engine.Job {
 	counts := engine.TransformKeyed(byKey, "count", func() engine.KeyedOperator[uint64, Event, Count] {
 		return &counter{fault: o.Fault}
 	})
-	file.Sink(counts, "out", file.SinkConfig[Count]{Dir: o.OutDir, Encode: Encode})
+	cfg := file.SinkConfig[Count]{Dir: o.OutDir, Encode: Encode}
+	engine.Sink(counts, "out", func(ctx *engine.Context) (engine.SinkWriter[Count], error) {
+		w, err := file.NewWriter(ctx, "out", cfg)
+		if err != nil || !o.SyncPreCommit {
+			return w, err
+		}
+		return syncPreCommit{w, w.(engine.TransactionalSink), w.(io.Closer)}, nil
+	})
 	return job
+}
+
+// syncPreCommit is a file sink writer without its StartPreCommit.
+type syncPreCommit struct {
+	engine.SinkWriter[Count]
+	engine.TransactionalSink
+	io.Closer
 }
 
 type counter struct {

@@ -489,14 +489,16 @@ func TestCommitNotLeftToClient(t *testing.T) {
 				}
 				d.write(1, "y1")
 				d.complete(d.preCommit(2))
-				d.write(0, "z1") // the id's next transaction
+				d.write(2, "z1") // warmed while slot 0 waited to be free
 				d.complete(d.preCommit(3))
+				d.write(0, "w1") // the id's next transaction
+				d.complete(d.preCommit(4))
 				// Without KIP-890 every commit replaces the client.
 				if replaced, want := d.w.slots[0].cl != first, aborts || version != ""; replaced != want {
 					t.Fatalf("client replaced: %v, want %v", replaced, want)
 				}
-				if got := committedValues(t, brokers); !slices.Equal(got, []string{"x1", "x2", "y1", "z1"}) {
-					t.Fatalf("%v committed, want x1 x2 y1 z1", got)
+				if got := committedValues(t, brokers); !slices.Equal(got, []string{"w1", "x1", "x2", "y1", "z1"}) {
+					t.Fatalf("%v committed, want w1 x1 x2 y1 z1", got)
 				}
 				if n := openTxnCount(t, brokers, "own-"); n != 0 {
 					t.Fatalf("%d transactions left open", n)
@@ -544,5 +546,42 @@ func TestCommitMatchesTransactionVersion(t *testing.T) {
 	}
 	if got := committedValues(t, brokers); !slices.Equal(got, []string{"x1"}) {
 		t.Fatalf("%v committed, want x1", got)
+	}
+}
+
+// TestNextProducerWarmed: while a transaction is open, the id the next one
+// will use has its producer initialized already (the broker knows it, in
+// state Empty, before any record is written to it), on both kinds of
+// broker: the record path does not wait for InitProducerID on the barrier.
+func TestNextProducerWarmed(t *testing.T) {
+	for _, version := range []string{"", "3.9"} {
+		t.Run("kafka="+version, func(t *testing.T) {
+			brokers := startBroker(t, version)
+			_, d := startTxnWriter(t, brokers, "warm")
+			defer d.w.Close()
+			adm := adminClient(t, brokers)
+			for round, slot := range []int{0, 1, 2} {
+				d.write(slot, fmt.Sprint("r", round))
+				n := d.w.next
+				if n == nil || n.s.state != slotWarming || n.s.index == slot {
+					t.Fatalf("round %d: no other slot warming while slot %d is open", round, slot)
+				}
+				err := <-n.done
+				n.done <- err // leave it for open
+				if err != nil {
+					t.Fatalf("warm up %s: %v", n.s.id, err)
+				}
+				req := kmsg.NewPtrDescribeTransactionsRequest()
+				req.TransactionalIDs = []string{n.s.id}
+				resp, err := req.RequestWith(context.Background(), adm)
+				if err != nil || len(resp.TransactionStates) != 1 || resp.TransactionStates[0].ErrorCode != 0 || resp.TransactionStates[0].State != "Empty" {
+					t.Fatalf("round %d: the broker does not know the warmed id %s as an idle producer: %+v, %v", round, n.s.id, resp, err)
+				}
+				d.complete(d.preCommit(uint64(round + 1)))
+			}
+			if got := committedValues(t, brokers); !slices.Equal(got, []string{"r0", "r1", "r2"}) {
+				t.Fatalf("%v committed, want r0 r1 r2", got)
+			}
+		})
 	}
 }

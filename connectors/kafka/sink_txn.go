@@ -23,6 +23,7 @@ const (
 	slotPrepared            // flushed at a barrier, waiting for its checkpoint
 	slotCommitted           // committed; reusable after a later checkpoint completes
 	slotBroken              // a commit failed with an unknown outcome: never reuse
+	slotWarming             // free, its producer id loading off the record path (warm)
 )
 
 // slot is one transactional id of the pool with its producer client.
@@ -56,6 +57,7 @@ type txnWriter[T any] struct {
 	endClient func(context.Context, *kgo.Client) error
 	kip890    bool       // the cluster runs KIP-890 transactions (set by Recover)
 	mu        sync.Mutex // guards slot.prepared: StartPreCommit's finish sets it
+	next      *warming   // the slot the next transaction will use, warming up
 }
 
 func newTxnWriter[T any](ctx *engine.Context, cfg *SinkConfig[T]) (*txnWriter[T], error) {
@@ -105,9 +107,10 @@ func (w *txnWriter[T]) Write(ctx context.Context, records []T) error {
 	return nil
 }
 
-// open starts a transaction on the first free id of the pool.
+// open starts a transaction: on the slot warmed for it, or on the first
+// free id of the pool.
 func (w *txnWriter[T]) open() error {
-	var s *slot
+	s := w.takeWarm()
 	prepared, committed := 0, 0
 	for _, c := range w.slots {
 		switch c.state {
@@ -125,13 +128,8 @@ func (w *txnWriter[T]) open() error {
 		return fmt.Errorf("kafka sink %q subtask %d: all %d transactional ids are in use (%d prepared, %d committed and waiting for a later checkpoint before reuse): checkpoints are not completing; fix them or raise PoolSize",
 			w.name, w.subtask, len(w.slots), prepared, committed)
 	}
-	if s.cl == nil {
-		opts := append([]kgo.Opt{kgo.TransactionalID(s.id), kgo.TransactionTimeout(w.cfg.TransactionTimeout)}, w.cfg.ClientOptions...)
-		cl, err := newClient(w.cfg.Brokers, opts)
-		if err != nil {
-			return fmt.Errorf("kafka sink %q: producer for %q: %w", w.name, s.id, err)
-		}
-		s.cl = cl
+	if err := w.ensureClient(s); err != nil {
+		return err
 	}
 	if err := s.cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("kafka sink %q: begin transaction on %q: %w", w.name, s.id, err)
@@ -139,7 +137,73 @@ func (w *txnWriter[T]) open() error {
 	s.res.reset()
 	s.state = slotOpen
 	w.cur, w.curSince = s, time.Now()
+	w.warm()
 	return nil
+}
+
+func (w *txnWriter[T]) ensureClient(s *slot) error {
+	if s.cl != nil {
+		return nil
+	}
+	opts := append([]kgo.Opt{kgo.TransactionalID(s.id), kgo.TransactionTimeout(w.cfg.TransactionTimeout)}, w.cfg.ClientOptions...)
+	cl, err := newClient(w.cfg.Brokers, opts)
+	if err != nil {
+		return fmt.Errorf("kafka sink %q: producer for %q: %w", w.name, s.id, err)
+	}
+	s.cl = cl
+	return nil
+}
+
+// warming is a free slot whose client loads its producer id.
+type warming struct {
+	s      *slot
+	done   chan error
+	cancel context.CancelFunc
+}
+
+// warm gets a free slot ready for the next transaction, off the record
+// path: a new client's first transaction waits for InitProducerID, and the
+// record path waited with it (measured at the first checkpoints of the
+// keyed benchmark: up to 100 ms, the embedded broker answering between
+// produce requests). Without KIP-890 every transaction has a new client
+// (settle), so every one of them would wait.
+func (w *txnWriter[T]) warm() {
+	if w.next != nil {
+		return
+	}
+	for _, s := range w.slots {
+		if s.state != slotFree {
+			continue
+		}
+		if err := w.ensureClient(s); err != nil {
+			return // open reports it
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		n := &warming{s: s, done: make(chan error, 1), cancel: cancel}
+		s.state, w.next = slotWarming, n
+		go func() {
+			_, _, err := s.cl.ProducerID(ctx)
+			n.done <- err
+		}()
+		return
+	}
+}
+
+// takeWarm returns the warmed slot, free, once its warm-up ended; nil if
+// none. A failed warm-up is left for BeginTransaction to report or recover
+// from.
+func (w *txnWriter[T]) takeWarm() *slot {
+	n := w.next
+	if n == nil {
+		return nil
+	}
+	w.next = nil
+	if err := <-n.done; err != nil {
+		w.log.Debug("warming up a producer failed", "transaction", n.s.id, "err", err)
+	}
+	n.cancel()
+	n.s.state = slotFree
+	return n.s
 }
 
 // ConnectorMetrics reports since when the open transaction has been open
@@ -290,6 +354,7 @@ func (w *txnWriter[T]) CheckpointComplete(id uint64) error {
 			s.state = slotFree
 		}
 	}
+	w.warm()
 	return nil
 }
 
@@ -301,6 +366,10 @@ func (w *txnWriter[T]) CheckpointAborted(uint64) {}
 // anyway) and releases the clients. Prepared transactions are left alone:
 // they belong to checkpoints that may complete, and recovery commits them.
 func (w *txnWriter[T]) Close() error {
+	if n := w.next; n != nil {
+		n.cancel()
+		w.takeWarm()
+	}
 	if s := w.cur; s != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := s.cl.AbortBufferedRecords(ctx); err == nil {

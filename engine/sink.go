@@ -70,6 +70,16 @@ type AsyncPreCommitter interface {
 	StartPreCommit(ctx context.Context, checkpointID uint64) (finish func(context.Context) ([]byte, error), err error)
 }
 
+// PreCommitNow runs a's pre-commit start to finish on the caller's
+// goroutine: the PreCommit of an AsyncPreCommitter.
+func PreCommitNow(ctx context.Context, a AsyncPreCommitter, checkpointID uint64) ([]byte, error) {
+	finish, err := a.StartPreCommit(ctx, checkpointID)
+	if finish == nil || err != nil {
+		return nil, err
+	}
+	return finish(ctx)
+}
+
 // Sink writes s with writers made by newWriter, one per subtask.
 func Sink[T any](s Stream[T], name string, newWriter func(ctx *Context) (SinkWriter[T], error), opts ...OperatorOption) {
 	j := s.job

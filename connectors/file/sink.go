@@ -92,11 +92,7 @@ func (w *writer[T]) Write(_ context.Context, records []T) error {
 // PreCommit makes the staging file durable and closes it; the next record
 // opens a new one.
 func (w *writer[T]) PreCommit(ctx context.Context, id uint64) ([]byte, error) {
-	finish, err := w.StartPreCommit(ctx, id)
-	if finish == nil || err != nil {
-		return nil, err
-	}
-	return finish(ctx)
+	return engine.PreCommitNow(ctx, w, id)
 }
 
 // StartPreCommit is PreCommit in two parts (engine.AsyncPreCommitter): on

@@ -222,11 +222,7 @@ func (w *txnWriter[T]) ConnectorMetrics() engine.ConnectorMetrics {
 // the producer id and epoch the records were written with, and where its
 // first record went (see committable.First).
 func (w *txnWriter[T]) PreCommit(ctx context.Context, id uint64) ([]byte, error) {
-	finish, err := w.StartPreCommit(ctx, id)
-	if finish == nil || err != nil {
-		return nil, err
-	}
-	return finish(ctx)
+	return engine.PreCommitNow(ctx, w, id)
 }
 
 // StartPreCommit is PreCommit in two parts (engine.AsyncPreCommitter): on

@@ -181,8 +181,9 @@ func (w *txnWriter[T]) warm() {
 		ctx, cancel := context.WithCancel(context.Background())
 		n := &warming{s: s, done: make(chan error, 1), cancel: cancel}
 		s.state, w.next = slotWarming, n
+		cl := s.cl
 		go func() {
-			_, _, err := s.cl.ProducerID(ctx)
+			_, _, err := cl.ProducerID(ctx)
 			n.done <- err
 		}()
 		return

@@ -48,8 +48,16 @@ func startPreparer(ctx context.Context, env *taskEnv, sink AsyncPreCommitter) *p
 					env.mb.push(control{kind: ctlFailed, err: err})
 				}
 				// Nothing more is acknowledged: every later snapshot
-				// carries the failed one.
-				for range p.jobs {
+				// carries the failed one. Their finishes still run, with
+				// a cancelled context, to release what they hold (the
+				// file sink's staging files); recovery aborts their
+				// transactions.
+				dead, cancel := context.WithCancel(ctx)
+				cancel()
+				for job := range p.jobs {
+					if job.finish != nil {
+						_ = protect(func() error { _, err := job.finish(dead); return err })
+					}
 				}
 				return
 			}

@@ -42,24 +42,25 @@ func startPreparer(ctx context.Context, env *taskEnv, sink AsyncPreCommitter) *p
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		dead, kill := context.WithCancel(ctx)
+		kill()
+		failed := false
 		for job := range p.jobs {
+			if failed {
+				// Nothing more is acknowledged: every later snapshot
+				// carries the failed one. The finish still runs, with a
+				// cancelled context, to release what it holds (the file
+				// sink's staging file); recovery aborts its transaction.
+				if job.finish != nil {
+					_ = protect(func() error { _, err := job.finish(dead); return err })
+				}
+				continue
+			}
 			if err := protect(func() error { return p.do(ctx, job) }); err != nil {
+				failed = true
 				if ctx.Err() == nil {
 					env.mb.push(control{kind: ctlFailed, err: err})
 				}
-				// Nothing more is acknowledged: every later snapshot
-				// carries the failed one. Their finishes still run, with
-				// a cancelled context, to release what they hold (the
-				// file sink's staging files); recovery aborts their
-				// transactions.
-				dead, cancel := context.WithCancel(ctx)
-				cancel()
-				for job := range p.jobs {
-					if job.finish != nil {
-						_ = protect(func() error { _, err := job.finish(dead); return err })
-					}
-				}
-				return
 			}
 		}
 	}()

@@ -19,10 +19,11 @@ import (
 type pendingApply struct {
 	seq, id     uint64
 	epoch       uint64
-	gen         []*entry // the epoch's entries; immutable until written
-	genBytes    int64
+	gen         []*entry   // the epoch's entries; immutable until written
+	genBytes    int64      // of those not waiting for ingestion already
 	spills      []chainSeg // segments the record path spilled in the interval
 	materialize bool
+	ingest      bool // into Pebble, with the earlier unapplied epochs (ingest.go)
 
 	// Set by apply, under wmu.
 	applied bool
@@ -38,7 +39,7 @@ func (b *backend) Snapshot(id uint64) (state.PendingSnapshot, error) {
 	}
 	b.observe()
 	b.seq++
-	p := &pendingApply{seq: b.seq, id: id, epoch: b.epoch, gen: b.dirty, genBytes: b.dirtyBytes, spills: b.spills}
+	p := &pendingApply{seq: b.seq, id: id, epoch: b.epoch, gen: b.dirty, genBytes: b.newBytes, spills: b.spills}
 	if b.wantMaterialize() {
 		p.materialize = true
 		b.matSeq.Store(p.seq)
@@ -47,6 +48,9 @@ func (b *backend) Snapshot(id uint64) (state.PendingSnapshot, error) {
 	b.epoch++
 	b.frozen = append(b.frozen, p)
 	b.frozenBytes += p.genBytes
+	if p.ingest = b.wantIngest(p.materialize); p.ingest {
+		b.holdHi = p.epoch
+	}
 	b.qmu.Lock()
 	b.queue = append(b.queue, p)
 	// Reuse an applied epoch's list: growing one from nil to hundreds of
@@ -54,7 +58,7 @@ func (b *backend) Snapshot(id uint64) (state.PendingSnapshot, error) {
 	// record path.
 	b.dirty, b.spare = b.spare, nil
 	b.qmu.Unlock()
-	b.dirtyBytes = 0
+	b.dirtyBytes, b.newBytes = 0, 0
 	return &snapshot{b: b, p: p}, nil
 }
 
@@ -122,7 +126,7 @@ func (b *backend) applyLocked(seq uint64) error {
 	}
 }
 
-// recycle keeps an applied epoch's list for the next epoch, emptied (it
+// recycle keeps a written epoch's list for the next epoch, emptied (it
 // must not keep entries alive), unless a longer one is already kept.
 func (b *backend) recycle(gen []*entry) {
 	clear(gen)
@@ -133,17 +137,18 @@ func (b *backend) recycle(gen []*entry) {
 	b.qmu.Unlock()
 }
 
-// apply writes p's entries as a changelog segment ingested into Pebble, and
-// takes the Pebble checkpoint of a materialization: nothing of a later
-// interval is in Pebble yet, so the checkpoint is exactly p's state.
+// apply writes p's entries as a changelog segment, ingests the epochs
+// waiting for it into Pebble if p asks for it, and takes the Pebble
+// checkpoint of a materialization: nothing of a later interval is in Pebble
+// yet, so the checkpoint is exactly p's state.
 func (b *backend) apply(p *pendingApply) error {
 	path := b.dir.segPath(p.seq)
 	size, err := b.writeGeneration(p.gen, p.epoch, path)
 	if err != nil {
 		return err
 	}
-	if p.materialize || b.runsFull() {
-		if err := b.ingestRuns(); err != nil {
+	if p.ingest {
+		if err := b.ingest(p.epoch); err != nil {
 			return err
 		}
 	}
@@ -173,41 +178,33 @@ func (b *backend) apply(p *pendingApply) error {
 	return nil
 }
 
-// writeGeneration writes an epoch's entries, sorted, as the changelog
-// segment at path, and queues it for ingestion into Pebble (runs.go). It
-// returns the file's size.
+// writeGeneration writes an epoch's entries as the changelog segment at
+// path, in the order they are read in, and lists them for the ingestion
+// that will need them. It returns the file's size. Under wmu.
 func (b *backend) writeGeneration(gen []*entry, epoch uint64, path string) (int64, error) {
-	// Once the sorter has copied the entries, the record path may update
-	// them in place instead of copying each one it writes again.
-	captured := func() { b.markWritten(epoch) }
-	size, err := writeSegment(path, b.sorter.sort(gen, captured))
-	if err != nil {
-		return 0, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, fmt.Errorf("open changelog segment to ingest: %w", err)
-	}
-	b.addRun(run{f: f, size: size, epoch: epoch})
-	return size, nil
+	r := b.sorter.captureGen(gen, &b.unapplied)
+	// The segment has their values now: the record path may update these
+	// entries in place, unless an ingestion still needs them (held).
+	b.markWritten(epoch)
+	return writeSegment(path, r, false)
 }
 
-// writeSegment writes g as the changelog segment at path and returns its
-// size.
-func writeSegment(path string, g sortedGen) (int64, error) {
-	seg, err := createSegment(path)
+// writeSegment writes r as the changelog segment at path and returns its
+// size. Sorted records make a sorted segment.
+func writeSegment(path string, r records, sorted bool) (int64, error) {
+	seg, err := createSegment(path, sorted)
 	if err != nil {
 		return 0, err
 	}
 	var kbuf [16]byte
 	var vbuf [8]byte
-	for i := range g.entries {
-		x := &g.entries[i]
+	for i := range r.entries {
+		x := &r.entries[i]
 		op := opPut
 		if x.vlen < 0 {
 			op = opDelete
 		}
-		seg.add(op, g.key(x, &kbuf), g.value(x, &vbuf))
+		seg.add(op, r.key(x, &kbuf), r.value(x, &vbuf))
 	}
 	return seg.close()
 }
@@ -225,7 +222,7 @@ func (b *backend) spillDirty() error {
 		size, err = b.writeGeneration(b.dirty, b.epoch, path)
 		if err == nil {
 			// Spilled entries must become evictable: that is the point.
-			err = b.ingestRuns()
+			err = b.ingest(b.epoch)
 		}
 	}
 	b.wmu.Unlock()
@@ -236,7 +233,8 @@ func (b *backend) spillDirty() error {
 	// The spilled entries are clean now; later writes start a new epoch.
 	b.epoch++
 	clear(b.dirty)
-	b.dirty, b.dirtyBytes = b.dirty[:0], 0
+	b.dirty = b.dirty[:0]
+	b.dirtyBytes, b.newBytes = 0, 0
 	b.observe()
 	b.evict()
 	return nil

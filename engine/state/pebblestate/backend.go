@@ -51,33 +51,36 @@ type backend struct {
 	// complete: the cache holds every key of the database (it was empty
 	// or loaded whole when opened, and nothing was evicted since), so a
 	// miss is an absent key and needs no Pebble read.
-	complete    bool
-	epoch       uint64   // current epoch
-	writtenSeen uint64   // newest written epoch the record path has seen
-	appliedSeen uint64   // newest applied epoch the record path has seen
-	dirty       []*entry // entries written in the current epoch
-	spare       []*entry // an applied epoch's list, emptied, for reuse (under qmu)
-	dirtyBytes  int64
-	frozen      []*pendingApply // snapshots not yet seen applied, oldest first
-	frozenBytes int64
-	spills      []chainSeg // segments spilled in this interval, oldest first
-	seq         uint64     // of the last pendingApply created
-	spillLimit  int64
+	complete     bool
+	epoch        uint64   // current epoch
+	writtenSeen  uint64   // newest written epoch the record path has seen
+	appliedSeen  uint64   // newest applied epoch the record path has seen
+	dirty        []*entry // entries written in the current epoch
+	spare        []*entry // a written epoch's list, emptied, for reuse (under qmu)
+	dirtyBytes   int64
+	newBytes     int64           // of the current epoch's entries not waiting for ingestion already
+	frozen       []*pendingApply // snapshots not yet seen applied, oldest first
+	frozenBytes  int64           // their genBytes: the entries they hold out of Pebble
+	holdHi       uint64          // newest epoch an ingestion was asked for (ingest.go)
+	capturedSeen uint64          // newest epoch ingestions captured, as the record path saw it
+	spills       []chainSeg      // segments spilled in this interval, oldest first
+	seq          uint64          // of the last pendingApply created
+	spillLimit   int64
 
 	// Shared with the asynchronous part.
-	written  atomic.Uint64 // newest epoch copied for its segment
-	applied  atomic.Uint64 // newest epoch whose entries are in Pebble
-	broken   atomic.Pointer[error]
-	qmu      sync.Mutex
-	queue    []*pendingApply // created, not yet applied, oldest first
-	wmu      sync.Mutex      // serializes writes to Pebble
-	sorter   genSorter       // writeGeneration's, under wmu
-	runs     []run           // written, not yet ingested, oldest first; under wmu
-	runBytes int64           // their size
-	cmu      sync.Mutex
-	chain    chainState
-	decls    []stateDecl // states as of the latest Register, for snapshots
-	stats    Stats
+	written        atomic.Uint64 // newest epoch copied for its segment
+	ingestCaptured atomic.Uint64 // newest epoch an ingestion copied
+	applied        atomic.Uint64 // newest epoch whose entries are in Pebble
+	broken         atomic.Pointer[error]
+	qmu            sync.Mutex
+	queue          []*pendingApply // created, not yet applied, oldest first
+	wmu            sync.Mutex      // serializes writes to Pebble
+	sorter         sorter          // under wmu
+	unapplied      []*entry        // written, not yet ingested, in the order listed; under wmu
+	cmu            sync.Mutex
+	chain          chainState
+	decls          []stateDecl // states as of the latest Register, for snapshots
+	stats          Stats
 
 	upMu          sync.Mutex // one upload at a time, in checkpoint order
 	closed        bool
@@ -251,6 +254,7 @@ func (b *backend) write(id state.ID, userKey, value []byte, del bool) error {
 // evicted.
 func (b *backend) observe() {
 	b.writtenSeen = b.written.Load()
+	b.capturedSeen = b.ingestCaptured.Load()
 	a := b.applied.Load()
 	if a == b.appliedSeen {
 		return

@@ -19,14 +19,18 @@ import (
 // which copies them to write its changelog segment. Until that is done
 // (the written epoch reaches theirs) the record path must not modify them,
 // and copies an entry it writes again (copy on write); afterwards it updates
-// entries in place. Entries of applied epochs are clean (in Pebble too,
-// runs.go) and may be evicted when the cache outgrows its budget.
+// entries in place, except while an ingestion into Pebble must still copy
+// them (held, ingest.go). Entries of applied epochs are clean (in Pebble
+// too) and may be evicted when the cache outgrows its budget.
 
 type entry struct {
-	key   string // its key in the cache (the same string, not a copy)
-	val   []byte
-	del   bool   // a tombstone: the key was deleted
-	epoch uint64 // that last wrote it; 0: only read from Pebble
+	key string // its key in the cache (the same string, not a copy)
+	val []byte
+	del bool // a tombstone: the key was deleted
+	// listed: in the list of entries waiting for ingestion (ingest.go).
+	// Only the asynchronous part, under wmu, reads and writes it.
+	listed bool
+	epoch  uint64 // that last wrote it; 0: only read from Pebble
 	// inline holds a key of up to 16 bytes and a value of up to 8 (a
 	// counter, an id), so that such an entry is one allocation, not
 	// three: a third of the objects for the garbage collector to mark,
@@ -86,7 +90,7 @@ func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int, hint *entry) 
 	if !ok {
 		e, ok = b.cache[string(k)]
 	}
-	if ok && (e.epoch == b.epoch || e.epoch <= b.writtenSeen) {
+	if ok && (e.epoch == b.epoch || e.epoch <= b.writtenSeen && !b.held(e.epoch)) {
 		// Nobody else reads it: update in place (a counter update
 		// allocates nothing).
 		old := entrySize("", e)
@@ -94,6 +98,9 @@ func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int, hint *entry) 
 		e.del = del
 		b.cacheBytes += entrySize("", e) - old
 		if e.epoch != b.epoch {
+			if e.epoch <= b.appliedSeen {
+				b.newBytes += entrySize(e.key, e) // it was clean
+			}
 			e.epoch = b.epoch
 			b.dirty = appendDirty(b.dirty, e)
 			b.dirtyBytes += entrySize(e.key, e)
@@ -121,6 +128,7 @@ func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int, hint *entry) 
 	b.cacheBytes += size
 	b.dirty = appendDirty(b.dirty, ne)
 	b.dirtyBytes += size
+	b.newBytes += size
 }
 
 // cacheRead caches what a Pebble read found (or that it found nothing) and
@@ -150,7 +158,7 @@ func (b *backend) indexPrefix(ks string, prefixLen int) {
 // Pebble cannot go, and scanning for them would stall the record path.
 func (b *backend) evict() {
 	budget := b.opts.WriteCacheSize
-	if b.cacheBytes <= budget || b.cacheBytes-b.dirtyBytes-b.frozenBytes < budget/8 {
+	if b.cacheBytes <= budget || b.cacheBytes-b.newBytes-b.frozenBytes < budget/8 {
 		return
 	}
 	target := budget - budget/8

@@ -16,9 +16,9 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// Pebble ingests tables: the merged segments of runs.go, and at restore the
-// changelog segments after the base (segment.go), merged so that later
-// changes win.
+// Pebble ingests tables: the write cache's changes (ingest.go), and at
+// restore the changelog segments after the base (segment.go), merged so
+// that later changes win.
 
 // markerKey was written at the end of SST segments, which an older version
 // wrote: databases restored from them hold it. Its key group 0xffff is
@@ -26,8 +26,8 @@ import (
 // sorts after all state.
 var markerKey = []byte{0xff, 0xff, 'o', 'n', 'c', 'e', 'f', 'l', 'o', 'w'}
 
-// tableWriter writes one SST for ingestion: the merged runs, or a restored
-// segment. Keys must come in increasing order.
+// tableWriter writes one SST for ingestion: the write cache's changes, or
+// restored segments. Keys must come in increasing order.
 type tableWriter struct {
 	path string
 	w    *sstable.Writer
@@ -83,7 +83,7 @@ func (t *tableWriter) abandon() {
 
 // ingestSegments adds the segments at paths, oldest first, to db. Each
 // stretch of log segments is merged into one table, newest value winning
-// (mergeRuns), so that a restore writes every key once however many
+// (mergeRuns, after sorting the unsorted ones), so that a restore writes every key once however many
 // segments changed it: replaying them one table each wrote every change
 // and stacked one L0 sublevel per segment, and that, not the reading, was
 // what a longer changelog cost a restore. SST segments, written by an
@@ -93,7 +93,7 @@ func (t *tableWriter) abandon() {
 func (b *backend) ingestSegments(db *pebble.DB, paths []string, scratchDir string) error {
 	var logs []string
 	for _, p := range paths {
-		isLog, err := hasPrefix(p, segMagic)
+		isLog, err := isLogSegment(p)
 		if err != nil {
 			return fmt.Errorf("ingest changelog segment %s: %w", p, err)
 		}
@@ -119,55 +119,91 @@ func (b *backend) ingestSegments(db *pebble.DB, paths []string, scratchDir strin
 }
 
 // ingestMerged merges the log segments at paths into one table and
-// ingests it.
+// ingests it. Unsorted segments are sorted first, each into a sorted copy
+// in scratchDir: one segment's entries in memory at a time.
 func (b *backend) ingestMerged(db *pebble.DB, paths []string, scratchDir string) error {
 	if len(paths) == 0 {
 		return nil
 	}
-	runs := make([]run, 0, len(paths))
+	what := fmt.Sprintf("changelog segments %s to %s", filepath.Base(paths[0]), filepath.Base(paths[len(paths)-1]))
+	runs := make([]*os.File, 0, len(paths))
 	defer func() {
-		for _, r := range runs {
-			r.f.Close()
+		for _, f := range runs {
+			f.Close()
 		}
 	}()
+	var s sorter
 	for _, p := range paths {
-		f, err := os.Open(p)
+		f, err := b.sortedSegment(&s, p, scratchDir)
 		if err != nil {
 			return fmt.Errorf("ingest changelog segment %s: %w", p, err)
 		}
-		runs = append(runs, run{f: f})
+		runs = append(runs, f)
 	}
-	what := fmt.Sprintf("changelog segments %s to %s", filepath.Base(paths[0]), filepath.Base(paths[len(paths)-1]))
 	table := filepath.Join(scratchDir, "ingest-"+filepath.Base(paths[len(paths)-1])+".sst")
 	os.Remove(table)
-	if _, err := b.ingestRunsInto(db, runs, table); err != nil {
+	w, err := b.createTable(table)
+	if err != nil {
+		return fmt.Errorf("ingest %s: %w", what, err)
+	}
+	n, err := mergeRuns(runs, w.add)
+	if err != nil || n == 0 {
+		w.abandon()
+		if err != nil {
+			return fmt.Errorf("ingest %s: %w", what, err)
+		}
+		return nil // intervals without changes
+	}
+	if err := w.close(); err != nil {
+		return fmt.Errorf("ingest %s: %w", what, err)
+	}
+	if err := db.Ingest(context.Background(), []string{table}); err != nil {
+		os.Remove(table)
 		return fmt.Errorf("ingest %s: %w", what, err)
 	}
 	return nil
 }
 
-// ingestRunsInto merges runs into one table at path, newest value winning,
-// and ingests it into db (which moves the file in); it returns how many
-// entries the table held. No table is written when the runs are empty of
-// entries (intervals without changes).
-func (b *backend) ingestRunsInto(db *pebble.DB, runs []run, path string) (int, error) {
-	w, err := b.createTable(path)
+// sortedSegment opens the log segment at path if it is sorted, or else
+// sorts it into a sorted copy in scratchDir, with s, and opens that (which
+// is removed: the open file stays readable).
+func (b *backend) sortedSegment(s *sorter, path, scratchDir string) (*os.File, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	n, err := mergeRuns(runs, w.add)
-	if err != nil || n == 0 {
-		w.abandon()
-		return 0, err
+	r, err := openSegment(f)
+	if err != nil || r.sorted {
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return f, nil
 	}
-	if err := w.close(); err != nil {
-		return 0, err
+	defer f.Close()
+	s.start(0)
+	for r.next() {
+		add(s, r.key, r.val, r.op == opDelete)
 	}
-	if err := db.Ingest(context.Background(), []string{path}); err != nil {
-		os.Remove(path)
-		return 0, fmt.Errorf("ingest %s: %w", path, err)
+	if r.err != nil {
+		return nil, r.err
 	}
-	return n, nil
+	sorted := filepath.Join(scratchDir, "sorted-"+filepath.Base(path))
+	if _, err := writeSegment(sorted, s.sorted(), true); err != nil {
+		return nil, err
+	}
+	defer os.Remove(sorted)
+	return os.Open(sorted)
+}
+
+// isLogSegment tells a log segment (segment.go) from an SST one.
+func isLogSegment(path string) (bool, error) {
+	for _, magic := range [][]byte{segMagicUnsorted, segMagicSorted} {
+		if ok, err := hasPrefix(path, magic); ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
 }
 
 func hasPrefix(path string, prefix []byte) (bool, error) {

@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-// TestIngestSegments: restore merges stretches of log segments, newest
-// value winning, and ingests the SST segments of snapshots written before
-// segments became logs as they are, all in order.
+// TestIngestSegments: restore merges stretches of log segments, sorted
+// (older snapshots) and unsorted, newest value winning, and ingests the SST
+// segments of snapshots written before segments became logs as they are,
+// all in order.
 func TestIngestSegments(t *testing.T) {
 	bs, err := memHarness(t).restore(nil, 1, Options{Dir: t.TempDir()})
 	if err != nil {
@@ -34,11 +35,11 @@ func TestIngestSegments(t *testing.T) {
 		t.Fatal(err)
 	}
 	seg0 := filepath.Join(dir, "0.seg")
-	writeTestSegment(t, seg0, []segEntry{{opPut, "\x00\x01a", "v0"}, {opPut, "\x00\x01e", "ve0"}, {opPut, "\x00\x01f", "vf0"}})
+	writeTestSegment(t, seg0, []segEntry{{opPut, "\x00\x01a", "v0"}, {opPut, "\x00\x01e", "ve0"}, {opPut, "\x00\x01f", "vf0"}}, true)
 	seg1 := filepath.Join(dir, "1.seg")
-	writeTestSegment(t, seg1, []segEntry{{opDelete, "\x00\x01a", ""}, {opPut, "\x00\x01c", "vc"}, {opPut, "\x00\x01e", "ve1"}})
+	writeTestSegment(t, seg1, []segEntry{{opPut, "\x00\x01e", "ve1"}, {opDelete, "\x00\x01a", ""}, {opPut, "\x00\x01c", "vc"}}, false)
 	seg2 := filepath.Join(dir, "2.seg")
-	writeTestSegment(t, seg2, []segEntry{{opPut, "\x00\x01c", "vc2"}, {opDelete, "\x00\x01e", ""}, {opPut, "\x00\x01g", "vg"}})
+	writeTestSegment(t, seg2, []segEntry{{opPut, "\x00\x01g", "vg"}, {opPut, "\x00\x01c", "vc2"}, {opDelete, "\x00\x01e", ""}}, false)
 	paths := []string{seg0, old, seg1, seg2}
 	if err := b.ingestSegments(b.db, paths, dir); err != nil {
 		t.Fatal(err)

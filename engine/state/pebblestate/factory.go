@@ -118,7 +118,7 @@ func (b *backend) Close() error {
 	b.qmu.Lock()
 	b.queue = nil
 	b.qmu.Unlock()
-	b.closeRuns()
+	b.unapplied = nil
 	var err error
 	if b.db != nil {
 		if err = b.db.Close(); err != nil {

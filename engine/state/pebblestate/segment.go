@@ -13,27 +13,31 @@ import (
 
 // A changelog segment holds the changes of one interval between two
 // snapshots: the entries of one epoch of the write cache (or of one spill
-// of it), in key order, deletes as tombstones. Every snapshot writes one and
-// uploads it; restore turns the segments after the base into tables and
-// ingests them, in order, so later changes win, with no record-by-record
-// replay.
+// of it), each key once, deletes as tombstones. Every snapshot writes one and
+// uploads it; restore merges the segments after the base into one table,
+// later changes winning, and ingests it: no record-by-record replay.
 //
 // Segments used to be SSTs. Encoding one cost about 250 ns per entry
 // (Pebble's columnar writer, its bloom filter), which under a keyed job
 // updating a million keys a second was half the cost of checkpointing
 // (bench/suite). The record path never reads a segment, and Pebble gets
-// the entries of several segments merged into one table (runs.go). So a
-// segment is now a plain log, about 10 ns per entry. Restore still ingests
-// SST segments, which older snapshots hold (changelog.go).
+// the entries of several epochs in one table (ingest.go). So a segment is
+// now a plain log, about 10 ns per entry. Restore still ingests SST
+// segments, which older snapshots hold (changelog.go).
 //
-// Format (version 1):
+// Format: a magic, entries, a trailer.
 //
-//	magic "OFSEG01\n"
+//	magic    "OFSEG02\n": entries in any order (what snapshots write since
+//	         they stopped sorting, sort.go); "OFSEG01\n": keys strictly
+//	         increasing (older snapshots, and restore's sorted copies)
 //	entries: uvarint(len(key)<<1 | tombstone), key, and unless a
-//	         tombstone uvarint(len(value)), value; keys strictly increasing
+//	         tombstone uvarint(len(value)), value
 //	trailer: uint64 count, uint32 CRC32C of all bytes before the trailer,
 //	         "OFSE" (big-endian)
-var segMagic = []byte("OFSEG01\n")
+var (
+	segMagicSorted   = []byte("OFSEG01\n")
+	segMagicUnsorted = []byte("OFSEG02\n")
+)
 
 const segTrailerLen = 16
 
@@ -45,7 +49,7 @@ const (
 )
 
 // segmentWriter writes one segment; entries must come in increasing key
-// order.
+// order if it is sorted.
 type segmentWriter struct {
 	path  string
 	f     *os.File
@@ -69,14 +73,18 @@ func (c *crcWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func createSegment(path string) (*segmentWriter, error) {
+func createSegment(path string, sorted bool) (*segmentWriter, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("create changelog segment: %w", err)
 	}
 	s := &segmentWriter{path: path, f: f, crc: crcWriter{w: f}}
 	s.w = bufio.NewWriterSize(&s.crc, 256<<10)
-	s.w.Write(segMagic) // errors surface at close (bufio keeps the first)
+	magic := segMagicUnsorted
+	if sorted {
+		magic = segMagicSorted
+	}
+	s.w.Write(magic) // errors surface at close (bufio keeps the first)
 	return s, nil
 }
 
@@ -122,7 +130,8 @@ func (s *segmentWriter) close() (int64, error) {
 var errCorruptSegment = errors.New("corrupt changelog segment")
 
 // segmentReader reads a segment's entries in order, checking its framing,
-// its key order and, after the last entry, its count and checksum.
+// the key order of a sorted one and, after the last entry, its count and
+// checksum.
 type segmentReader struct {
 	r       *bufio.Reader
 	crc     *crcReader
@@ -132,6 +141,7 @@ type segmentReader struct {
 	key     []byte // of the current entry
 	val     []byte // of the current entry, empty for a tombstone
 	prev    []byte
+	sorted  bool
 	err     error
 }
 
@@ -142,7 +152,7 @@ func openSegment(f *os.File) (*segmentReader, error) {
 		return nil, err
 	}
 	body := info.Size() - segTrailerLen
-	if body < int64(len(segMagic)) {
+	if body < int64(len(segMagicSorted)) {
 		return nil, fmt.Errorf("%w: %d bytes, shorter than its framing", errCorruptSegment, info.Size())
 	}
 	s := &segmentReader{}
@@ -154,8 +164,14 @@ func openSegment(f *os.File) (*segmentReader, error) {
 	}
 	s.crc = &crcReader{r: io.NewSectionReader(f, 0, body)}
 	s.r = bufio.NewReaderSize(s.crc, 64<<10)
-	magic := make([]byte, len(segMagic))
-	if _, err := io.ReadFull(s.r, magic); err != nil || !bytes.Equal(magic, segMagic) {
+	magic := make([]byte, len(segMagicSorted))
+	if _, err := io.ReadFull(s.r, magic); err != nil {
+		return nil, fmt.Errorf("%w: unknown format", errCorruptSegment)
+	}
+	switch {
+	case bytes.Equal(magic, segMagicSorted):
+		s.sorted = true
+	case !bytes.Equal(magic, segMagicUnsorted):
 		return nil, fmt.Errorf("%w: unknown format", errCorruptSegment)
 	}
 	return s, nil
@@ -197,7 +213,7 @@ func (s *segmentReader) next() bool {
 			return false
 		}
 	}
-	if s.n > 0 && bytes.Compare(s.prev, s.key) >= 0 {
+	if s.sorted && s.n > 0 && bytes.Compare(s.prev, s.key) >= 0 {
 		s.err = fmt.Errorf("%w: entry %d: keys out of order", errCorruptSegment, s.n)
 		return false
 	}

@@ -1,6 +1,7 @@
 package pebblestate
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,9 +16,9 @@ type segEntry struct {
 	k, v string
 }
 
-func writeTestSegment(t testing.TB, path string, es []segEntry) int64 {
+func writeTestSegment(t testing.TB, path string, es []segEntry, sorted bool) int64 {
 	t.Helper()
-	w, err := createSegment(path)
+	w, err := createSegment(path, sorted)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,17 +47,19 @@ func TestSegmentRoundTrip(t *testing.T) {
 		{{opPut, "a", "1"}},
 		{{opPut, "", ""}, {opDelete, "a", ""}, {opPut, "ab", strings.Repeat("v", 300)}, {opDelete, "b", ""}, {opPut, strings.Repeat("k", 200), "x"}},
 	} {
-		path := filepath.Join(t.TempDir(), "s.seg")
-		size := writeTestSegment(t, path, es)
-		if info, err := os.Stat(path); err != nil || info.Size() != size {
-			t.Fatalf("close returned size %d, the file has %v (%v)", size, info.Size(), err)
-		}
-		got, err := readTestSegment(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fmt.Sprint(got) != fmt.Sprint(es) {
-			t.Fatalf("read %v, wrote %v", got, es)
+		for _, sorted := range []bool{true, false} {
+			path := filepath.Join(t.TempDir(), "s.seg")
+			size := writeTestSegment(t, path, es, sorted)
+			if info, err := os.Stat(path); err != nil || info.Size() != size {
+				t.Fatalf("close returned size %d, the file has %v (%v)", size, info.Size(), err)
+			}
+			got, err := readTestSegment(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(es) {
+				t.Fatalf("read %v, wrote %v", got, es)
+			}
 		}
 	}
 }
@@ -84,7 +87,7 @@ func TestSegmentCorrupt(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "s.seg")
-			writeTestSegment(t, path, c.entries)
+			writeTestSegment(t, path, c.entries, true)
 			if c.edit != nil {
 				d, err := os.ReadFile(path)
 				if err != nil {
@@ -104,7 +107,7 @@ func TestSegmentCorrupt(t *testing.T) {
 
 func FuzzReadSegment(f *testing.F) {
 	path := filepath.Join(f.TempDir(), "seed.seg")
-	writeTestSegment(f, path, []segEntry{{opPut, "a", "1"}, {opDelete, "b", ""}})
+	writeTestSegment(f, path, []segEntry{{opPut, "a", "1"}, {opDelete, "b", ""}}, true)
 	seed, err := os.ReadFile(path)
 	if err != nil {
 		f.Fatal(err)
@@ -116,9 +119,10 @@ func FuzzReadSegment(f *testing.F) {
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		sorted := bytes.HasPrefix(data, segMagicSorted)
 		var prev []byte
 		_, err := readSegment(p, func(op byte, k, v []byte) error {
-			if prev != nil && string(prev) >= string(k) {
+			if sorted && prev != nil && string(prev) >= string(k) {
 				t.Fatalf("keys out of order passed: %q then %q", prev, k)
 			}
 			prev = append(prev[:0], k...)

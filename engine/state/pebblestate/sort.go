@@ -7,114 +7,148 @@ import (
 	"unsafe"
 )
 
-// Every snapshot writes its epoch's entries as one sorted changelog
-// segment: hundreds of thousands of them per second under a fast keyed job,
-// in random key order. Sorting the entries by comparison spent its time on
-// branch mispredictions and on cache misses, fetching keys, entries and
-// values scattered over the heap. The sorter instead reads every entry once,
-// in address order (byAddress), into small pointer-free records holding
-// the first 16 bytes of its key and, when it has at most 8, its value; only
-// longer keys and values are copied into one buffer. It radix sorts the
-// records: one pass per byte that differs between keys (stored keys share
-// their state tag and mostly their length, so most bytes are skipped: the
-// bits that differ are collected while reading), then
-// a comparison sort of the rare runs of keys equal in their first 16 bytes.
+// Every snapshot writes its epoch's entries as a changelog segment, and
+// every ingestion writes the entries of the epochs since the last one, each
+// key once, in key order, as a table for Pebble: hundreds of thousands of
+// entries per second under a fast keyed job. The sorter reads every entry
+// once, in address order (byAddress), into small pointer-free records
+// holding the first 16 bytes of its key and, when it has at most 8, its
+// value; only longer keys and values are copied into one buffer. A segment
+// is written from the records as they are. A table needs them sorted: a
+// radix sort, one pass per byte that differs between keys (stored keys
+// share their state tag and mostly their length, so most bytes are
+// skipped: the bits that differ are collected while reading), then a
+// comparison sort of the rare runs of keys equal in their first 16 bytes.
+//
+// Segments used to be sorted too, every snapshot. A job touching most of
+// its keys every interval sorted all of them every interval: the largest
+// cost of checkpointing every second (bench/suite: 4% of the CPU of a
+// keyed count over 1M keys). Now only ingestion sorts, each key once
+// however many epochs changed it, and restore sorts the segments it reads.
 //
 // Small keys and values travel inside the records because reading them
-// from the buffer in key order, to write the segment, missed the CPU cache
-// once per entry (measured: 120 ns an entry, a fifth of a checkpoint's
-// cost).
+// from the buffer in key order, to write a table, missed the CPU cache once
+// per entry (measured: 120 ns an entry).
 
-// sortedEntry is one entry of a sorted generation.
-type sortedEntry struct {
+// record is one captured entry.
+type record struct {
 	hi, lo     uint64 // the key's first 16 bytes, zero-padded, big-endian
 	val        uint64 // the value, if at most 8 bytes: zero-padded, big-endian
-	off        int    // in the generation's data: the key if longer than 16 bytes, then the value if longer than 8
+	off        int    // in the records' data: the key if longer than 16 bytes, then the value if longer than 8
 	klen, vlen int32  // vlen < 0: a tombstone
 }
 
-// sortedGen is one generation in key order, with its keys and values, in
-// the sorter's buffers: valid until the next sort.
-type sortedGen struct {
-	entries []sortedEntry
+// records are captured entries with their keys and values, in the sorter's
+// buffers: valid until the next capture.
+type records struct {
+	entries []record
 	data    []byte
 }
 
-// genSorter holds its buffers between snapshots (fresh memory is costly:
-// page faults cost about 3 ms per MiB on the virtual machines we measure
-// on), and the bytes per entry of the last generation (to size the next
-// one's data at once).
-type genSorter struct {
-	a, tmp        []sortedEntry
+// sorter holds its buffers between captures (fresh memory is costly: page
+// faults cost about 3 ms per MiB on the virtual machines we measure on),
+// and the bytes per entry of the last capture (to size the next one's data
+// at once).
+type sorter struct {
+	a, tmp        []record
 	data          []byte
 	bytesPerEntry int
-	ptrs          []*entry // byAddress's scratch
+	ptrs          []*entry  // byAddress's scratch
+	first, diff   [2]uint64 // the first key prefix, and the bits where others differ from it
 }
 
-// sort returns gen's entries in key order. gen's entries must not change
-// until captured is called (a frozen epoch's do not): by then the sorter
-// holds copies of their keys and values, and sorts those.
-func (s *genSorter) sort(gen []*entry, captured func()) sortedGen {
-	a := grow(s.a, len(gen))
-	data := s.data[:0]
-	if want := len(gen) * s.bytesPerEntry; cap(data) < want {
-		data = make([]byte, 0, want+want/4)
+// start empties the buffers for a capture of about n entries.
+func (s *sorter) start(n int) {
+	s.a = grow(s.a, n)
+	s.data = s.data[:0]
+	if want := n * s.bytesPerEntry; cap(s.data) < want {
+		s.data = make([]byte, 0, want+want/4)
 	}
+	s.first, s.diff = [2]uint64{}, [2]uint64{}
+}
+
+// add captures one entry.
+func add[K string | []byte](s *sorter, k K, v []byte, del bool) {
+	var p [16]byte
+	copy(p[:], k)
+	x := record{hi: binary.BigEndian.Uint64(p[:8]), lo: binary.BigEndian.Uint64(p[8:]), off: len(s.data), klen: int32(len(k)), vlen: -1}
+	if len(k) > len(p) {
+		s.data = append(s.data, k...)
+	}
+	if !del {
+		x.vlen = int32(len(v))
+		if len(v) <= 8 {
+			var b [8]byte
+			copy(b[:], v)
+			x.val = binary.BigEndian.Uint64(b[:])
+		} else {
+			s.data = append(s.data, v...)
+		}
+	}
+	if len(s.a) == 0 {
+		s.first = [2]uint64{x.hi, x.lo}
+	}
+	s.diff[0] |= x.hi ^ s.first[0]
+	s.diff[1] |= x.lo ^ s.first[1]
+	if len(s.a) == cap(s.a) {
+		s.a = slices.Grow(s.a, len(s.a)) // doubling: see grow
+	}
+	s.a = append(s.a, x)
+}
+
+// captured returns the records captured since start, in capture order.
+func (s *sorter) captured() records {
+	if len(s.a) > 0 {
+		s.bytesPerEntry = (len(s.data) + len(s.a) - 1) / len(s.a)
+	}
+	return records{entries: s.a, data: s.data}
+}
+
+// captureGen captures an epoch's entries, in the order of their addresses
+// (which reorders gen), and appends those not listed yet to the list of
+// entries waiting for ingestion.
+func (s *sorter) captureGen(gen []*entry, unapplied *[]*entry) records {
+	s.start(len(gen))
 	s.byAddress(gen)
-	var first, diff [2]uint64 // the first prefix, and the bits where others differ from it
-	for i, e := range gen {
-		var p [16]byte
-		copy(p[:], e.key)
-		x := sortedEntry{hi: binary.BigEndian.Uint64(p[:8]), lo: binary.BigEndian.Uint64(p[8:]), off: len(data), klen: int32(len(e.key)), vlen: -1}
-		if len(e.key) > len(p) {
-			data = append(data, e.key...)
+	for _, e := range gen {
+		add(s, e.key, e.val, e.del)
+		if !e.listed {
+			e.listed = true
+			*unapplied = appendDirty(*unapplied, e)
 		}
-		if !e.del {
-			x.vlen = int32(len(e.val))
-			if len(e.val) <= 8 {
-				var v [8]byte
-				copy(v[:], e.val)
-				x.val = binary.BigEndian.Uint64(v[:])
-			} else {
-				data = append(data, e.val...)
-			}
-		}
-		if i == 0 {
-			first = [2]uint64{x.hi, x.lo}
-		}
-		diff[0] |= x.hi ^ first[0]
-		diff[1] |= x.lo ^ first[1]
-		a = append(a, x)
 	}
-	if len(gen) > 0 {
-		s.bytesPerEntry = (len(data) + len(gen) - 1) / len(gen)
+	return s.captured()
+}
+
+// captureNewest captures, for a table, the entries waiting for ingestion,
+// each as last written, and unlists them. An entry replaced by a copy (copy
+// on write) while frozen is taken as well as its copy, which was listed
+// after it: sorted keeps the copy.
+func (s *sorter) captureNewest(unapplied []*entry) records {
+	s.start(len(unapplied))
+	for _, e := range unapplied {
+		add(s, e.key, e.val, e.del)
+		e.listed = false
 	}
-	captured()
-	tmp := grow(s.tmp, len(a))[:len(a)]
-	// Least significant digit first; each pass is stable.
-	for d := 15; d >= 0; d-- {
-		if byte(diff[d/8]>>(56-8*(d%8))) == 0 {
-			continue // every key has the same byte here
+	return s.captured()
+}
+
+// sorted sorts the records captured since start by key and keeps, of equal
+// keys, the one captured last.
+func (s *sorter) sorted() records {
+	r := s.captured()
+	a := r.entries
+	var digits []int // the bytes where keys differ, most significant first
+	for d := 0; d < 16; d++ {
+		if byte(s.diff[d/8]>>(56-8*(d%8))) != 0 {
+			digits = append(digits, d)
 		}
-		var h [256]int
-		for i := range a {
-			h[digit(&a[i], d)]++
-		}
-		pos, sum := [256]int{}, 0
-		for c, n := range h {
-			pos[c] = sum
-			sum += n
-		}
-		for i := range a {
-			c := digit(&a[i], d)
-			tmp[pos[c]] = a[i]
-			pos[c]++
-		}
-		a, tmp = tmp, a
 	}
-	s.a, s.tmp, s.data = a, tmp, data
-	r := sortedGen{entries: a, data: data}
-	// Keys equal in their first 16 bytes: order them by the whole key.
+	a, s.tmp = radixSort(a, grow(s.tmp, len(a))[:len(a)], digits)
+	s.a = a
+	// Keys equal in their first 16 bytes: order them by the whole key,
+	// stably, and keep the last of each key.
+	w := 0
 	for i := 0; i < len(a); {
 		j := i + 1
 		for j < len(a) && a[j].hi == a[i].hi && a[j].lo == a[i].lo {
@@ -122,11 +156,48 @@ func (s *genSorter) sort(gen []*entry, captured func()) sortedGen {
 		}
 		if j-i > 1 {
 			var kx, ky [16]byte
-			slices.SortFunc(a[i:j], func(x, y sortedEntry) int { return bytes.Compare(r.key(&x, &kx), r.key(&y, &ky)) })
+			slices.SortStableFunc(a[i:j], func(x, y record) int { return bytes.Compare(r.key(&x, &kx), r.key(&y, &ky)) })
+			for k := i; k < j; k++ {
+				if k+1 < j && bytes.Equal(r.key(&a[k], &kx), r.key(&a[k+1], &ky)) {
+					continue // a later capture of the same key wins
+				}
+				a[w] = a[k]
+				w++
+			}
+		} else {
+			a[w] = a[i]
+			w++
 		}
 		i = j
 	}
+	r.entries = a[:w]
 	return r
+}
+
+// radixSort sorts a by the given bytes of the records' key prefixes,
+// least significant first, one stable pass each, with tmp (as long as a) as
+// scratch. It returns the sorted records (a or tmp) and the other one.
+func radixSort(a, tmp []record, digits []int) (sorted, scratch []record) {
+	src, dst := a, tmp
+	for i := len(digits) - 1; i >= 0; i-- {
+		d := digits[i]
+		var h [256]int
+		for i := range src {
+			h[digit(&src[i], d)]++
+		}
+		pos, sum := [256]int{}, 0
+		for c, n := range h {
+			pos[c] = sum
+			sum += n
+		}
+		for i := range src {
+			c := digit(&src[i], d)
+			dst[pos[c]] = src[i]
+			pos[c]++
+		}
+		src, dst = dst, src
+	}
+	return src, dst
 }
 
 // grow returns buf emptied, with room for n entries. It doubles: a job's
@@ -134,15 +205,15 @@ func (s *genSorter) sort(gen []*entry, captured func()) sortedGen {
 // are faulted in (about 3 ms per MiB on the machines we measure on), so
 // growing by a quarter each time, as this did, faulted in twice the final
 // size; pages of the headroom that stay unused are never touched.
-func grow(buf []sortedEntry, n int) []sortedEntry {
+func grow(buf []record, n int) []record {
 	if cap(buf) >= n {
 		return buf[:0]
 	}
-	return make([]sortedEntry, 0, 2*n)
+	return make([]record, 0, 2*n)
 }
 
-// key returns x's key: in the generation's data, or built in buf.
-func (r *sortedGen) key(x *sortedEntry, buf *[16]byte) []byte {
+// key returns x's key: in the records' data, or built in buf.
+func (r *records) key(x *record, buf *[16]byte) []byte {
 	if x.klen > 16 {
 		return r.data[x.off : x.off+int(x.klen)]
 	}
@@ -151,9 +222,9 @@ func (r *sortedGen) key(x *sortedEntry, buf *[16]byte) []byte {
 	return buf[:x.klen]
 }
 
-// value returns x's value (empty for a tombstone): in the generation's data, or
+// value returns x's value (empty for a tombstone): in the records' data, or
 // built in buf.
-func (r *sortedGen) value(x *sortedEntry, buf *[8]byte) []byte {
+func (r *records) value(x *record, buf *[8]byte) []byte {
 	if x.vlen <= 8 {
 		binary.BigEndian.PutUint64(buf[:], x.val)
 		return buf[:max(0, x.vlen)]
@@ -166,7 +237,7 @@ func (r *sortedGen) value(x *sortedEntry, buf *[8]byte) []byte {
 }
 
 // digit is byte d (0 is the most significant) of x's 16-byte prefix.
-func digit(x *sortedEntry, d int) byte {
+func digit(x *record, d int) byte {
 	if d < 8 {
 		return byte(x.hi >> (56 - 8*d))
 	}
@@ -181,7 +252,7 @@ func digit(x *sortedEntry, d int) byte {
 // page order counting the ordering, 35 in allocation order). The order
 // within gen does not matter otherwise: the records are sorted by key
 // afterwards.
-func (s *genSorter) byAddress(gen []*entry) {
+func (s *sorter) byAddress(gen []*entry) {
 	if len(gen) < 2 {
 		return
 	}

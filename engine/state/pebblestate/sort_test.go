@@ -17,7 +17,7 @@ import (
 // confuse with the end of a key, and constant bytes that passes skip.
 func TestRefSorter(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	var s genSorter
+	var s sorter
 	for round := 0; round < 200; round++ {
 		n := rng.IntN(2000)
 		switch {
@@ -54,9 +54,10 @@ func TestRefSorter(t *testing.T) {
 				gen = append(gen, &entry{key: string(k), val: v, del: rng.IntN(10) == 0})
 			}
 		}
-		r := s.sort(gen, func() {})
-		got := r.entries
 		want := slices.Clone(gen)
+		s.captureGen(gen, new([]*entry))
+		r := s.sorted()
+		got := r.entries
 		slices.SortFunc(want, func(a, b *entry) int { return strings.Compare(a.key, b.key) })
 		if len(got) != len(want) {
 			t.Fatalf("round %d: %d entries sorted, want %d", round, len(got), len(want))
@@ -77,10 +78,10 @@ func TestRefSorter(t *testing.T) {
 // with its newest value or tombstone.
 func TestMergeRuns(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	var s genSorter
+	var s sorter
 	for round := 0; round < 100; round++ {
 		want := map[string]*entry{}
-		var runs []run
+		var runs []*os.File
 		for n := rng.IntN(6); len(runs) < n; {
 			seen := map[string]bool{}
 			var gen []*entry
@@ -99,7 +100,8 @@ func TestMergeRuns(t *testing.T) {
 				want[k] = e
 			}
 			path := filepath.Join(t.TempDir(), fmt.Sprint(len(runs)))
-			if _, err := writeSegment(path, s.sort(gen, func() {})); err != nil {
+			s.captureGen(gen, new([]*entry))
+			if _, err := writeSegment(path, s.sorted(), true); err != nil {
 				t.Fatal(err)
 			}
 			f, err := os.Open(path)
@@ -107,7 +109,7 @@ func TestMergeRuns(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			runs = append(runs, run{f: f})
+			runs = append(runs, f)
 		}
 		var keys []string
 		_, err := mergeRuns(runs, func(op byte, k, v []byte) error {
@@ -136,10 +138,11 @@ func BenchmarkSort(b *testing.B) {
 		k := appendPrefix(nil, i%128, 0xabcd, []byte(fmt.Sprint("k", i)))
 		gen[i] = &entry{key: string(k), val: []byte("12345678")}
 	}
-	var s genSorter
+	var s sorter
 	b.ResetTimer()
 	for range b.N {
-		s.sort(gen, func() {})
+		s.captureGen(gen, new([]*entry))
+		s.sorted()
 	}
 }
 
@@ -147,7 +150,7 @@ func BenchmarkSort(b *testing.B) {
 // entries, page by page.
 func TestByAddress(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	var s genSorter
+	var s sorter
 	for _, n := range []int{0, 1, 2, 1000, 100_000} {
 		gen := make([]*entry, n)
 		for i := range gen {
@@ -168,5 +171,25 @@ func TestByAddress(t *testing.T) {
 				t.Fatalf("n=%d: entry %d is on an earlier page than entry %d", n, i, i-1)
 			}
 		}
+	}
+}
+
+// BenchmarkCapture copies an epoch of a million counters for its segment,
+// as every snapshot does.
+func BenchmarkCapture(b *testing.B) {
+	gen := make([]*entry, 1_000_000)
+	for i := range gen {
+		k := appendPrefix(nil, i%128, 0xabcd, []byte(fmt.Sprint("k", i)))
+		gen[i] = &entry{key: string(k), val: []byte("12345678")}
+	}
+	var s sorter
+	var listed []*entry
+	b.ResetTimer()
+	for range b.N {
+		s.captureGen(gen, &listed)
+		for _, e := range listed {
+			e.listed = false
+		}
+		listed = listed[:0]
 	}
 }

@@ -82,6 +82,13 @@ func run(revA, revB string, rounds, records int, only string, out io.Writer) err
 	for _, r := range rows {
 		fmt.Fprintf(out, "| %s | %.1f%% | %.1f%% | %.1f%% | %.1f%% |\n", r.scenario, r.cost[0], r.cpuCost[0], r.cost[1], r.cpuCost[1])
 	}
+	names, rateA := rates(runs[0])
+	_, rateB := rates(runs[1])
+	fmt.Fprintf(out, "\nMedian throughput (records/s); a lower cost is a gain only if the base did not slow down:\n\n")
+	fmt.Fprintf(out, "| scenario | %s | %s | %s / %s |\n|---|---:|---:|---:|\n", revA, revB, revB, revA)
+	for _, n := range names {
+		fmt.Fprintf(out, "| %s | %.0f | %.0f | %.3f |\n", n, rateA[n], rateB[n], rateB[n]/rateA[n])
+	}
 	return nil
 }
 

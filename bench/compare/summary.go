@@ -59,6 +59,26 @@ func summarize(a, b [][]result) ([]row, error) {
 	return rows, nil
 }
 
+// rates returns the median throughput of every scenario of a build's runs,
+// the base one included, in the order of the first run. A cost that fell
+// because the base got slower is no gain: read both tables.
+func rates(runs [][]result) (names []string, med map[string]float64) {
+	all := map[string][]float64{}
+	for _, run := range runs {
+		for _, r := range run {
+			if _, ok := all[r.Scenario]; !ok {
+				names = append(names, r.Scenario)
+			}
+			all[r.Scenario] = append(all[r.Scenario], r.RecordsPerSec)
+		}
+	}
+	med = map[string]float64{}
+	for name, xs := range all {
+		med[name] = median(xs)
+	}
+	return names, med
+}
+
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)

@@ -27,6 +27,11 @@ func TestParseAndSummarize(t *testing.T) {
 		t.Fatalf("got %+v, want 10%% / 10%% for a and 1%% / 1%% for b", r)
 	}
 
+	names, med := rates([][]result{run, slower, faster})
+	if len(names) != 2 || names[0] != run[0].Scenario || med[run[0].Scenario] != 1000 || med[run[1].Scenario] != 900 {
+		t.Fatalf("rates: %v %v, want the base at 1000 and the 1 s scenario at 900 records/s", names, med)
+	}
+
 	if _, err := summarize([][]result{{run[1]}}, nil); err == nil || !strings.Contains(err.Error(), "checkpointing off") {
 		t.Fatalf("a run without the base scenario: %v", err)
 	}

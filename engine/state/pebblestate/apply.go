@@ -182,30 +182,15 @@ func (b *backend) apply(p *pendingApply) error {
 // path, in the order they are read in, and lists them for the ingestion
 // that will need them. It returns the file's size. Under wmu.
 func (b *backend) writeGeneration(gen []*entry, epoch uint64, path string) (int64, error) {
-	r := b.sorter.captureGen(gen, &b.unapplied)
+	encoded := b.sorter.encodeGen(gen, &b.unapplied)
 	// The segment has their values now: the record path may update these
 	// entries in place, unless an ingestion still needs them (held).
 	b.markWritten(epoch)
-	return writeSegment(path, r, false)
-}
-
-// writeSegment writes r as the changelog segment at path and returns its
-// size. Sorted records make a sorted segment.
-func writeSegment(path string, r records, sorted bool) (int64, error) {
-	seg, err := createSegment(path, sorted)
+	seg, err := createSegment(path, false)
 	if err != nil {
 		return 0, err
 	}
-	var kbuf [16]byte
-	var vbuf [8]byte
-	for i := range r.entries {
-		x := &r.entries[i]
-		op := opPut
-		if x.vlen < 0 {
-			op = opDelete
-		}
-		seg.add(op, r.key(x, &kbuf), r.value(x, &vbuf))
-	}
+	seg.addEncoded(encoded, uint64(len(gen)))
 	return seg.close()
 }
 

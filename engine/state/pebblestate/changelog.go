@@ -189,11 +189,31 @@ func (b *backend) sortedSegment(s *sorter, path, scratchDir string) (*os.File, e
 		return nil, r.err
 	}
 	sorted := filepath.Join(scratchDir, "sorted-"+filepath.Base(path))
-	if _, err := writeSegment(sorted, s.sorted(), true); err != nil {
+	if _, err := writeSortedSegment(sorted, s.sorted()); err != nil {
 		return nil, err
 	}
 	defer os.Remove(sorted)
 	return os.Open(sorted)
+}
+
+// writeSortedSegment writes sorted records as a sorted changelog segment at
+// path and returns its size.
+func writeSortedSegment(path string, r records) (int64, error) {
+	seg, err := createSegment(path, true)
+	if err != nil {
+		return 0, err
+	}
+	var kbuf [16]byte
+	var vbuf [8]byte
+	for i := range r.entries {
+		x := &r.entries[i]
+		op := opPut
+		if x.vlen < 0 {
+			op = opDelete
+		}
+		seg.add(op, r.key(x, &kbuf), r.value(x, &vbuf))
+	}
+	return seg.close()
 }
 
 // isLogSegment tells a log segment (segment.go) from an SST one.

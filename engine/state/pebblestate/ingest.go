@@ -55,7 +55,7 @@ func (b *backend) ingest(through uint64) error {
 		return nil
 	}
 	start := time.Now()
-	b.sorter.captureNewest(b.unapplied)
+	b.sorter.captureListed(b.unapplied)
 	raise(&b.ingestCaptured, through)
 	r := b.sorter.sorted()
 	path := filepath.Join(b.dir.seg, fmt.Sprintf("ingest-%020d.sst", through))

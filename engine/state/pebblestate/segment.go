@@ -89,19 +89,27 @@ func createSegment(path string, sorted bool) (*segmentWriter, error) {
 }
 
 func (s *segmentWriter) add(op byte, k, v []byte) {
-	e := s.entry[:0]
-	if op == opDelete {
-		e = binary.AppendUvarint(e, uint64(len(k))<<1|1)
-		e = append(e, k...)
-	} else {
-		e = binary.AppendUvarint(e, uint64(len(k))<<1)
-		e = append(e, k...)
-		e = binary.AppendUvarint(e, uint64(len(v)))
-		e = append(e, v...)
-	}
-	s.w.Write(e)
-	s.entry = e
+	s.entry = appendSegmentEntry(s.entry[:0], k, v, op == opDelete)
+	s.w.Write(s.entry)
 	s.n++
+}
+
+// addEncoded adds n entries encoded already (appendSegmentEntry).
+func (s *segmentWriter) addEncoded(entries []byte, n uint64) {
+	s.w.Write(entries)
+	s.n += n
+}
+
+// appendSegmentEntry appends the encoding of an entry to buf.
+func appendSegmentEntry[K string | []byte](buf []byte, k K, v []byte, del bool) []byte {
+	if del {
+		buf = binary.AppendUvarint(buf, uint64(len(k))<<1|1)
+		return append(buf, k...)
+	}
+	buf = binary.AppendUvarint(buf, uint64(len(k))<<1)
+	buf = append(buf, k...)
+	buf = binary.AppendUvarint(buf, uint64(len(v)))
+	return append(buf, v...)
 }
 
 // close finishes the file and returns its size. No fsync: the store makes

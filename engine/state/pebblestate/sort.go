@@ -54,6 +54,7 @@ type sorter struct {
 	data          []byte
 	bytesPerEntry int
 	ptrs          []*entry  // byAddress's scratch
+	seg           []byte    // encodeGen's
 	first, diff   [2]uint64 // the first key prefix, and the bits where others differ from it
 }
 
@@ -104,27 +105,36 @@ func (s *sorter) captured() records {
 	return records{entries: s.a, data: s.data}
 }
 
-// captureGen captures an epoch's entries, in the order of their addresses
-// (which reorders gen), and appends those not listed yet to the list of
-// entries waiting for ingestion.
-func (s *sorter) captureGen(gen []*entry, unapplied *[]*entry) records {
-	s.start(len(gen))
+// encodeGen encodes an epoch's entries as a segment's entries (segment.go),
+// in the order of their addresses (which reorders gen), into the sorter's
+// segment buffer (valid until the next call), and appends those not listed
+// yet to the list of entries waiting for ingestion.
+func (s *sorter) encodeGen(gen []*entry, unapplied *[]*entry) []byte {
 	s.byAddress(gen)
+	buf := s.seg[:0]
 	for _, e := range gen {
-		add(s, e.key, e.val, e.del)
+		if need := len(e.key) + len(e.val) + 2*binary.MaxVarintLen64; cap(buf)-len(buf) < need {
+			// Double: append grows a long slice by a quarter, copying it
+			// into fresh memory each time.
+			nb := make([]byte, len(buf), 2*cap(buf)+need)
+			copy(nb, buf)
+			buf = nb
+		}
+		buf = appendSegmentEntry(buf, e.key, e.val, e.del)
 		if !e.listed {
 			e.listed = true
 			*unapplied = appendDirty(*unapplied, e)
 		}
 	}
-	return s.captured()
+	s.seg = buf
+	return buf
 }
 
-// captureNewest captures, for a table, the entries waiting for ingestion,
+// captureListed captures, for a table, the entries waiting for ingestion,
 // each as last written, and unlists them. An entry replaced by a copy (copy
 // on write) while frozen is taken as well as its copy, which was listed
 // after it: sorted keeps the copy.
-func (s *sorter) captureNewest(unapplied []*entry) records {
+func (s *sorter) captureListed(unapplied []*entry) records {
 	s.start(len(unapplied))
 	for _, e := range unapplied {
 		add(s, e.key, e.val, e.del)

@@ -55,7 +55,7 @@ func TestRefSorter(t *testing.T) {
 			}
 		}
 		want := slices.Clone(gen)
-		s.captureGen(gen, new([]*entry))
+		s.captureListed(gen)
 		r := s.sorted()
 		got := r.entries
 		slices.SortFunc(want, func(a, b *entry) int { return strings.Compare(a.key, b.key) })
@@ -100,8 +100,8 @@ func TestMergeRuns(t *testing.T) {
 				want[k] = e
 			}
 			path := filepath.Join(t.TempDir(), fmt.Sprint(len(runs)))
-			s.captureGen(gen, new([]*entry))
-			if _, err := writeSegment(path, s.sorted(), true); err != nil {
+			s.captureListed(gen)
+			if _, err := writeSortedSegment(path, s.sorted()); err != nil {
 				t.Fatal(err)
 			}
 			f, err := os.Open(path)
@@ -141,7 +141,7 @@ func BenchmarkSort(b *testing.B) {
 	var s sorter
 	b.ResetTimer()
 	for range b.N {
-		s.captureGen(gen, new([]*entry))
+		s.captureListed(gen)
 		s.sorted()
 	}
 }
@@ -174,9 +174,9 @@ func TestByAddress(t *testing.T) {
 	}
 }
 
-// BenchmarkCapture copies an epoch of a million counters for its segment,
-// as every snapshot does.
-func BenchmarkCapture(b *testing.B) {
+// BenchmarkEncodeGen encodes an epoch of a million counters for its
+// segment, as every snapshot does.
+func BenchmarkEncodeGen(b *testing.B) {
 	gen := make([]*entry, 1_000_000)
 	for i := range gen {
 		k := appendPrefix(nil, i%128, 0xabcd, []byte(fmt.Sprint("k", i)))
@@ -186,10 +186,49 @@ func BenchmarkCapture(b *testing.B) {
 	var listed []*entry
 	b.ResetTimer()
 	for range b.N {
-		s.captureGen(gen, &listed)
+		s.encodeGen(gen, &listed)
 		for _, e := range listed {
 			e.listed = false
 		}
 		listed = listed[:0]
+	}
+}
+
+// TestSortedKeepsLast: of a key captured several times (an entry and its
+// copy on write, in an ingestion), sorted keeps the last capture, for keys
+// within the 16 bytes the records hold and longer ones.
+func TestSortedKeepsLast(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	var s sorter
+	for round := 0; round < 50; round++ {
+		want := map[string]*entry{}
+		var es []*entry
+		for i := rng.IntN(3000); i > 0; i-- {
+			k := fmt.Sprint("k", rng.IntN(500))
+			if rng.IntN(3) == 0 {
+				k = "0123456789abcdef" + k
+			}
+			e := &entry{key: k, val: []byte(fmt.Sprint(i, strings.Repeat("v", i%10))), del: rng.IntN(8) == 0}
+			es = append(es, e)
+			want[k] = e
+		}
+		s.captureListed(es)
+		r := s.sorted()
+		if len(r.entries) != len(want) {
+			t.Fatalf("round %d: %d entries, want %d keys", round, len(r.entries), len(want))
+		}
+		for i := range r.entries {
+			var kb [16]byte
+			var vb [8]byte
+			x := &r.entries[i]
+			k, v, del := string(r.key(x, &kb)), string(r.value(x, &vb)), x.vlen < 0
+			w := want[k]
+			if w == nil || del != w.del || (!del && v != string(w.val)) {
+				t.Fatalf("round %d: %q=%q (deleted %v), want the last capture %+v", round, k, v, del, w)
+			}
+			if i > 0 && string(r.key(&r.entries[i-1], &kb)) >= k {
+				t.Fatalf("round %d: keys out of order at %d", round, i)
+			}
+		}
 	}
 }

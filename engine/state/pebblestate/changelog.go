@@ -203,16 +203,7 @@ func writeSortedSegment(path string, r records) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var kbuf [16]byte
-	var vbuf [8]byte
-	for i := range r.entries {
-		x := &r.entries[i]
-		op := opPut
-		if x.vlen < 0 {
-			op = opDelete
-		}
-		seg.add(op, r.key(x, &kbuf), r.value(x, &vbuf))
-	}
+	r.each(func(op byte, k, v []byte) error { seg.add(op, k, v); return nil })
 	return seg.close()
 }
 

@@ -81,18 +81,9 @@ func (b *backend) ingestRecords(db *pebble.DB, r records, path string) (int, err
 	if err != nil {
 		return 0, err
 	}
-	var kbuf [16]byte
-	var vbuf [8]byte
-	for i := range r.entries {
-		x := &r.entries[i]
-		op := opPut
-		if x.vlen < 0 {
-			op = opDelete
-		}
-		if err := w.add(op, r.key(x, &kbuf), r.value(x, &vbuf)); err != nil {
-			w.abandon()
-			return 0, err
-		}
+	if err := r.each(w.add); err != nil {
+		w.abandon()
+		return 0, err
 	}
 	if err := w.close(); err != nil {
 		return 0, err

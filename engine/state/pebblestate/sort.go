@@ -222,6 +222,24 @@ func grow(buf []record, n int) []record {
 	return make([]record, 0, 2*n)
 }
 
+// each calls fn with every record's operation, key and value, in order,
+// until it fails.
+func (r *records) each(fn func(op byte, k, v []byte) error) error {
+	var kbuf [16]byte
+	var vbuf [8]byte
+	for i := range r.entries {
+		x := &r.entries[i]
+		op := opPut
+		if x.vlen < 0 {
+			op = opDelete
+		}
+		if err := fn(op, r.key(x, &kbuf), r.value(x, &vbuf)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // key returns x's key: in the records' data, or built in buf.
 func (r *records) key(x *record, buf *[16]byte) []byte {
 	if x.klen > 16 {

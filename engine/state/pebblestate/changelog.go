@@ -83,13 +83,13 @@ func (t *tableWriter) abandon() {
 
 // ingestSegments adds the segments at paths, oldest first, to db. Each
 // stretch of log segments is merged into one table, newest value winning
-// (mergeRuns, after sorting the unsorted ones), so that a restore writes every key once however many
-// segments changed it: replaying them one table each wrote every change
-// and stacked one L0 sublevel per segment, and that, not the reading, was
-// what a longer changelog cost a restore. SST segments, written by an
-// older version, are ingested as they are, through a hard link. The paths
-// stay: they are the verified local copies, and Pebble moves what it
-// ingests.
+// (mergeRuns, after sorting the unsorted ones), so that a restore writes
+// every key once however many segments changed it: replaying them one
+// table each wrote every change and stacked one L0 sublevel per segment,
+// and that, not the reading, was what a longer changelog cost a restore.
+// SST segments, written by an older version, are ingested as they are,
+// through a hard link. The paths stay: they are the verified local copies,
+// and Pebble moves what it ingests.
 func (b *backend) ingestSegments(db *pebble.DB, paths []string, scratchDir string) error {
 	var logs []string
 	for _, p := range paths {
@@ -173,11 +173,11 @@ func (b *backend) sortedSegment(s *sorter, path, scratchDir string) (*os.File, e
 		return nil, err
 	}
 	r, err := openSegment(f)
-	if err != nil || r.sorted {
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if r.sorted {
 		return f, nil
 	}
 	defer f.Close()

@@ -82,8 +82,8 @@ type SinkConfig[T any] struct {
 	// needs three (one open, one prepared, one committed waiting for a
 	// later checkpoint before reuse), and uses a fourth when free: its
 	// producer is initialized ahead for the next transaction. Each
-	// consecutively failed checkpoint holds one more. Default: 4 + the job's tolerable checkpoint failures,
-	// at least 8.
+	// consecutively failed checkpoint holds one more. Default: 4 + the
+	// job's tolerable checkpoint failures, at least 8.
 	PoolSize int
 	// CommitTimeout bounds the retries of one commit, abort or listing
 	// request while a coordinator is unavailable or moving; the attempt

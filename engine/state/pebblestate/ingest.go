@@ -21,10 +21,10 @@ import (
 // may not be evicted (reads of them never reach Pebble, which lacks them).
 // Writing an epoch's segment lists them, each entry once however many
 // epochs wrote it (unapplied), so that an ingestion finds them. Once its
-// segment is written, the record path may update an entry in
-// place (the segment has its value), except while an ingestion that covers
-// its epoch has been asked for and has not captured it yet (held): the
-// ingestion must see the values of its own epochs, not of later ones.
+// segment is written, the record path may update an entry in place (the
+// segment has its value), except while an ingestion that covers its epoch
+// has been asked for and has not captured it yet (held): the ingestion
+// must see the values of its own epochs, not of later ones.
 //
 // A snapshot asks for an ingestion (Snapshot decides, on the record path,
 // so that it can hold the entries at once) when it materializes (Pebble
@@ -48,12 +48,10 @@ func (b *backend) wantIngest(materialize bool) bool {
 func (b *backend) held(e uint64) bool { return e > b.capturedSeen && e <= b.holdHi }
 
 // ingest writes the newest version of every entry of the unapplied epochs,
-// through epoch through, into Pebble as one table, and marks them applied.
-// Under wmu.
+// through epoch through, into Pebble as one table, and marks them applied,
+// also when none changed anything (the record path then forgets their
+// snapshots). Under wmu.
 func (b *backend) ingest(through uint64) error {
-	if len(b.unapplied) == 0 {
-		return nil
-	}
 	start := time.Now()
 	b.sorter.captureListed(b.unapplied)
 	raise(&b.ingestCaptured, through)

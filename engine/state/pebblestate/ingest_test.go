@@ -133,3 +133,38 @@ func TestIngestWhileWriting(t *testing.T) {
 		})
 	}
 }
+
+// TestIngestWithoutChanges: snapshots of an operator that stopped writing
+// still ask for ingestions (here at every materialization), and those must
+// mark their epochs applied, or the record path would keep every snapshot
+// since as waiting, forever.
+func TestIngestWithoutChanges(t *testing.T) {
+	h := memHarness(t)
+	bs, err := h.restore(nil, 1, Options{Dir: t.TempDir(), MaterializeRatio: 1e-9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(t, bs)
+	b := bs[0].(*backend)
+	id, err := b.Register("count", state.KindValue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetCurrentKey(kgOf("k", h.maxPar), []byte("k"))
+	if err := b.Put(id, nil, []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	const checkpoints = 2 * maxUnappliedEpochs
+	for ckpt := uint64(1); ckpt <= checkpoints; ckpt++ {
+		h.checkpoint(ckpt, bs)
+	}
+	b.observe()
+	for _, p := range b.frozen {
+		if p.ingest {
+			t.Fatalf("applied through epoch %d: %d snapshots still waiting, among them epoch %d's, which asked for an ingestion", b.applied.Load(), len(b.frozen), p.epoch)
+		}
+	}
+	if len(b.frozen) >= maxUnappliedEpochs {
+		t.Fatalf("%d snapshots waiting for an ingestion", len(b.frozen))
+	}
+}

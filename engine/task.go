@@ -277,25 +277,62 @@ type keyedProc[K, IN, OUT any] struct {
 	key    func(IN) K
 	codec  state.Codec[K]
 	b      state.Backend
+	pf     state.Prefetcher // b, if it prefetches
 	maxPar int
-	buf    []byte
+	// The keys of the records being processed: decoded, encoded (views
+	// into buf) and their key groups.
+	keys    []K
+	buf     []byte
+	encoded [][]byte
+	kgs     []int
 }
+
+// prefetchAhead is how many records' keys are announced to a Prefetcher
+// before they are processed: enough for their memory loads to overlap, few
+// enough that what they load is still in the CPU caches when it is used.
+const prefetchAhead = 32
 
 func (p *keyedProc[K, IN, OUT]) open(c *Context) error {
 	p.b, p.maxPar = c.backend, c.MaxParallelism()
+	p.pf, _ = p.b.(state.Prefetcher)
 	return p.op.Open(c)
 }
 
 func (p *keyedProc[K, IN, OUT]) process(records []IN, out *Output[OUT]) error {
-	for i := range records {
-		k := p.key(records[i])
-		p.buf = p.codec.Append(p.buf[:0], k)
-		p.b.SetCurrentKey(KeyGroup(p.buf, p.maxPar), p.buf)
-		if err := p.op.Process(k, records[i], out); err != nil {
-			return err
+	for len(records) > 0 {
+		n := min(len(records), prefetchAhead)
+		p.encodeKeys(records[:n])
+		if p.pf != nil {
+			p.pf.Prefetch(p.kgs, p.encoded)
 		}
+		for i := range n {
+			p.b.SetCurrentKey(p.kgs[i], p.encoded[i])
+			if err := p.op.Process(p.keys[i], records[i], out); err != nil {
+				return err
+			}
+		}
+		records = records[n:]
 	}
 	return nil
+}
+
+func (p *keyedProc[K, IN, OUT]) encodeKeys(records []IN) {
+	p.keys, p.buf, p.encoded, p.kgs = p.keys[:0], p.buf[:0], p.encoded[:0], p.kgs[:0]
+	ends := make([]int, 0, prefetchAhead)
+	for i := range records {
+		k := p.key(records[i])
+		start := len(p.buf)
+		p.buf = p.codec.Append(p.buf, k)
+		p.keys = append(p.keys, k)
+		ends = append(ends, len(p.buf))
+		p.kgs = append(p.kgs, KeyGroup(p.buf[start:], p.maxPar))
+	}
+	// Slice only now: appending may have moved buf.
+	start := 0
+	for _, end := range ends {
+		p.encoded = append(p.encoded, p.buf[start:end:end])
+		start = end
+	}
 }
 
 func (p *keyedProc[K, IN, OUT]) user() any { return p.op }

@@ -66,6 +66,16 @@ type Backend interface {
 	Close() error
 }
 
+// Prefetcher is an optional part of a Backend whose state outgrows the CPU
+// caches. Before processing a batch of records the engine announces, in
+// order, the keys it will make current (keys[i] in key group kgs[i]), so
+// that the backend can start the memory loads their accesses need: the
+// loads of a batch then overlap instead of each record waiting for its own.
+// The slices are valid only during the call.
+type Prefetcher interface {
+	Prefetch(kgs []int, keys [][]byte)
+}
+
 // PendingSnapshot is the asynchronous part of a snapshot. Upload runs on
 // another goroutine while the subtask goes on processing records.
 type PendingSnapshot interface {

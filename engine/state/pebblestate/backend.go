@@ -45,7 +45,8 @@ type backend struct {
 	key        []byte
 	kbuf, vbuf []byte
 	last       lastRead
-	cache      map[string]*entry
+	cache      *entryTable
+	prefetch   prefetchBuffers
 	prefixes   map[string]map[string]struct{} // map-state keys by (state, key) prefix
 	cacheBytes int64
 	// complete: the cache holds every key of the database (it was empty
@@ -135,6 +136,44 @@ func hasDecl(decls []stateDecl, name string) bool {
 		}
 	}
 	return false
+}
+
+// Prefetch loads the cache slots of the keys' value and list states, then
+// the entries they point at (map states' user keys are not known ahead).
+// Each pass is a short loop of independent loads, so that the CPU has many
+// of them in flight at once: one lookup after another would wait for each
+// of its cache misses in turn.
+func (b *backend) Prefetch(kgs []int, keys [][]byte) {
+	pf := &b.prefetch
+	slots := pf.slots[:0]
+	for i, key := range keys {
+		for j := range b.states {
+			if st := &b.states[j]; st.kind != state.KindMap {
+				pf.key = appendPrefix(pf.key[:0], kgs[i], st.tag, key)
+				if s := b.cache.slotOf(pf.key); s != nil {
+					slots = append(slots, s)
+				}
+			}
+		}
+	}
+	var sum uint64
+	for _, s := range slots {
+		sum += s.h
+	}
+	for _, s := range slots {
+		if e := s.e; e != nil {
+			sum += e.epoch
+		}
+	}
+	pf.sum += sum
+	clear(slots) // the table may drop them
+	pf.slots = slots
+}
+
+type prefetchBuffers struct {
+	key   []byte
+	slots []*tableSlot
+	sum   uint64 // of what Prefetch loaded: used, so that the loads stay
 }
 
 func (b *backend) SetCurrentKey(kg int, key []byte) {
@@ -305,7 +344,7 @@ func (b *backend) Scan(id state.ID, fn func(userKey, value []byte) error) error 
 	// already in Pebble are the same there).
 	overlay := map[string]*entry{}
 	for k := range b.prefixes[string(prefix)] {
-		overlay[k] = b.cache[k]
+		overlay[k] = b.cache.getString(k)
 	}
 	keys := make([]string, 0, len(overlay))
 	for k := range overlay {

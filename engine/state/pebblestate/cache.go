@@ -77,8 +77,8 @@ func entrySize(k string, e *entry) int64 { return int64(len(k)+cap(e.val)) + ent
 
 // cacheGet returns the cached entry of k.
 func (b *backend) cacheGet(k []byte) (*entry, bool) {
-	e, ok := b.cache[string(k)]
-	return e, ok
+	e := b.cache.get(k)
+	return e, e != nil
 }
 
 // cacheWrite records v (or a tombstone) for k in the current epoch.
@@ -88,7 +88,8 @@ func (b *backend) cacheGet(k []byte) (*entry, bool) {
 func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int, hint *entry) {
 	e, ok := hint, hint != nil
 	if !ok {
-		e, ok = b.cache[string(k)]
+		e = b.cache.get(k)
+		ok = e != nil
 	}
 	if ok && (e.epoch == b.epoch || e.epoch <= b.writtenSeen && !b.held(e.epoch)) {
 		// Nobody else reads it: update in place (a counter update
@@ -121,9 +122,9 @@ func (b *backend) cacheWrite(k, v []byte, del bool, prefixLen int, hint *entry) 
 	if ok {
 		b.cacheBytes -= entrySize(e.key, e) // copy on write: the frozen one stays with its epoch
 	}
-	// Assigning replaces the map's key string too (the runtime updates
-	// string keys), so the map never points into the frozen entry.
-	b.cache[ne.key] = ne
+	// The table keeps no key of its own: it never points into the frozen
+	// entry.
+	b.cache.put(ne)
 	size := entrySize(ne.key, ne)
 	b.cacheBytes += size
 	b.dirty = appendDirty(b.dirty, ne)
@@ -138,7 +139,7 @@ func (b *backend) cacheRead(k, v []byte, found bool, prefixLen int) *entry {
 	if prefixLen > 0 {
 		b.indexPrefix(e.key, prefixLen)
 	}
-	b.cache[e.key] = e
+	b.cache.put(e)
 	b.cacheBytes += entrySize(e.key, e)
 	return e
 }
@@ -164,15 +165,12 @@ func (b *backend) evict() {
 	target := budget - budget/8
 	scanned := 0
 	b.last.e = nil // it may be about to go
-	for k, e := range b.cache {
-		if b.cacheBytes <= target || scanned > 1<<20 {
-			break
-		}
+	b.cache.scan(func(e *entry) (remove, stop bool) {
 		scanned++
 		if e.epoch == b.epoch || e.epoch > b.appliedSeen {
-			continue
+			return false, scanned > 1<<20
 		}
-		delete(b.cache, k)
+		k := e.key
 		b.complete = false
 		b.cacheBytes -= entrySize(k, e)
 		if pl := b.mapPrefixLen(k); pl > 0 {
@@ -183,7 +181,8 @@ func (b *backend) evict() {
 				}
 			}
 		}
-	}
+		return true, b.cacheBytes <= target || scanned > 1<<20
+	})
 }
 
 // warm loads a restored database into the cache if it fits in three

@@ -42,7 +42,7 @@ func (f *factory) New(ctx context.Context, info state.SubtaskInfo, restore []che
 	b := &backend{
 		opts: o, info: info, dir: newLayout(root),
 		names: map[string]state.ID{}, tags: map[uint32]string{}, mapTags: map[uint32]bool{},
-		cache: map[string]*entry{}, prefixes: map[string]map[string]struct{}{}, epoch: 1,
+		cache: newEntryTable(), prefixes: map[string]map[string]struct{}{}, epoch: 1,
 		spillLimit: max(0, o.WriteCacheSize/2),
 	}
 	if err := b.open(ctx, restore, from); err != nil {

@@ -78,7 +78,16 @@ func (b *backend) plan(p *pendingApply) (*plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list pebble checkpoint: %w", err)
 		}
-		pl.baseID, pl.materialized = p.id, true
+		pl.baseID, pl.materialized = p.baseID, true
+		// The segments after the checkpoint the base holds, through p's.
+		for _, s := range c.segs {
+			if s.id > p.baseID && s.id <= p.id {
+				if !c.reusable[s.file.h.Name] {
+					s.file.h = checkpoint.Handle{}
+				}
+				pl.segs = append(pl.segs, s)
+			}
+		}
 		for _, e := range ents {
 			if e.IsDir() {
 				continue

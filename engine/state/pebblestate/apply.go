@@ -28,7 +28,6 @@ type pendingApply struct {
 	// Set by apply, under wmu.
 	applied bool
 	ckptDir string // the Pebble checkpoint, if materialize
-	baseID  uint64 // the checkpoint whose state it holds (p.id if p ingested)
 	err     error
 }
 
@@ -41,15 +40,15 @@ func (b *backend) Snapshot(id uint64) (state.PendingSnapshot, error) {
 	b.observe()
 	b.seq++
 	p := &pendingApply{seq: b.seq, id: id, epoch: b.epoch, gen: b.dirty, genBytes: b.newBytes, spills: b.spills}
-	var rewrite bool
-	if p.materialize, rewrite = b.wantMaterialize(id); p.materialize {
+	if b.wantMaterialize() {
+		p.materialize = true
 		b.matSeq.Store(p.seq)
 	}
 	b.spills = nil
 	b.epoch++
 	b.frozen = append(b.frozen, p)
 	b.frozenBytes += p.genBytes
-	if p.ingest = b.wantIngest(rewrite); p.ingest {
+	if p.ingest = b.wantIngest(p.materialize); p.ingest {
 		b.holdHi = p.epoch
 	}
 	b.qmu.Lock()
@@ -63,36 +62,24 @@ func (b *backend) Snapshot(id uint64) (state.PendingSnapshot, error) {
 	return &snapshot{b: b, p: p}, nil
 }
 
-// wantMaterialize decides whether snapshot id takes a new base: when there
-// is none, or the changelog since the base grew past its bounds; and
-// whether that base rewrites the state (ingests every waiting epoch into
-// Pebble first, so that the base covers id). Not while an earlier request is
-// still unanswered.
+// wantMaterialize decides whether this snapshot rewrites the base: when
+// there is none, or the changelog since the base grew past its bounds. Not
+// while an earlier request is still unanswered.
 //
-// Rewriting is costly in a way the changelog is not: random updates make
-// Pebble's compactions rewrite most files (bench/state measures up to the
-// whole state for 1% of keys changed at 5M keys), while the changelog costs
-// what changed. So it happens only when the changelog, which restore must
-// replay, has grown to MaterializeRatio of the base, and of at least
-// minBaseBytes.
-//
-// The first base does not rewrite: it is Pebble as it is (empty in a new
-// job, the restored state after a rescale), and the changelog segments
-// after the checkpoint it holds carry the rest. Rewriting at the first
-// checkpoint made it the most expensive of a job's life, in the middle of
-// the job's start: a sort of every key met so far, and buffers that stayed
-// (bench/suite's keyed count paid a third of its 1 s checkpoint cost there).
-func (b *backend) wantMaterialize(id uint64) (materialize, rewrite bool) {
+// Materializing is costly in a way the changelog is not: random updates
+// make Pebble's compactions rewrite most files (bench/state measures up to
+// the whole state for 1% of keys changed at 5M keys), while the changelog
+// costs what changed. So it happens only when the changelog, which restore
+// must ingest, has grown to MaterializeRatio of the base.
+func (b *backend) wantMaterialize() bool {
 	if b.matSeq.Load() > b.lastUploadSeq.Load() {
-		return false, false
+		return false
 	}
 	b.cmu.Lock()
 	defer b.cmu.Unlock()
 	c := &b.chain
 	if c.base == nil {
-		// Checkpoint ids only grow, but one restored from elsewhere (a
-		// savepoint) may be past ours: then the base must cover id.
-		return true, b.inPebble.Load() >= id
+		return true
 	}
 	var baseBytes, segBytes int64
 	for _, f := range c.base {
@@ -104,18 +91,9 @@ func (b *backend) wantMaterialize(id uint64) (materialize, rewrite bool) {
 	// This interval's segment is not counted: its size is known only once
 	// written, and cache bytes overestimate it tenfold (measured). The
 	// decision lags one checkpoint behind instead.
-	if float64(segBytes) > b.opts.MaterializeRatio*float64(max(baseBytes, minBaseBytes)) ||
-		len(c.segs)+1 >= b.opts.MaxChangelogSegments {
-		return true, true
-	}
-	return false, false
+	return float64(segBytes) > b.opts.MaterializeRatio*float64(baseBytes) ||
+		len(c.segs)+1 >= b.opts.MaxChangelogSegments
 }
-
-// minBaseBytes is the smallest base size the changelog is weighed against:
-// a small state (or a new job's empty base) would otherwise be rewritten
-// at almost every checkpoint. Restore replays at most MaterializeRatio
-// times this much changelog for it (4 x 16 MiB: about a second).
-const minBaseBytes = 16 << 20
 
 // applyThrough applies every queued snapshot up to seq.
 func (b *backend) applyThrough(seq uint64) error {
@@ -161,9 +139,8 @@ func (b *backend) recycle(gen []*entry) {
 
 // apply writes p's entries as a changelog segment, ingests the epochs
 // waiting for it into Pebble if p asks for it, and takes the Pebble
-// checkpoint of a materialization. Pebble then holds a prefix of the
-// history: the state of checkpoint inPebble, and perhaps entries of later
-// intervals (spills), all of which are in the segments after inPebble.
+// checkpoint of a materialization: nothing of a later interval is in Pebble
+// yet, so the checkpoint is exactly p's state.
 func (b *backend) apply(p *pendingApply) error {
 	path := b.dir.segPath(p.seq)
 	size, err := b.writeGeneration(p.gen, p.epoch, path)
@@ -174,7 +151,6 @@ func (b *backend) apply(p *pendingApply) error {
 		if err := b.ingest(p.epoch); err != nil {
 			return err
 		}
-		b.inPebble.Store(p.id)
 	}
 	segs := append(p.spills, chainSeg{id: p.id, file: chainFile{obj: segObjName(p.id, len(p.spills)), local: path, size: size}})
 	for i := range p.spills {
@@ -197,7 +173,7 @@ func (b *backend) apply(p *pendingApply) error {
 		os.RemoveAll(dir)
 		return fmt.Errorf("pebble checkpoint: %w", err)
 	}
-	p.ckptDir, p.baseID = dir, b.inPebble.Load()
+	p.ckptDir = dir
 	b.opts.Logger.Debug("pebblestate: materialized", "operator", b.info.Operator, "subtask", b.info.Subtask, "checkpoint", p.id, "took", time.Since(start))
 	return nil
 }

@@ -87,10 +87,6 @@ type backend struct {
 	closed        bool
 	lastUploadSeq atomic.Uint64
 	matSeq        atomic.Uint64 // seq of the latest snapshot asked to materialize
-	// inPebble is the checkpoint whose state Pebble holds in full (0: none,
-	// Pebble is empty or holds only spilled entries of later intervals):
-	// what a base taken of Pebble as it is covers.
-	inPebble atomic.Uint64
 }
 
 type stateInfo struct {

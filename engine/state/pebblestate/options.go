@@ -51,9 +51,7 @@ type Options struct {
 	// normally uploads only the changelog of what changed since the previous
 	// one, and materializes (uploads the Pebble files not already in the
 	// store) once the changelog accumulated since the last materialization
-	// exceeds this fraction of the base's size, counted as at least 16 MiB
-	// (a job's first base is its empty database: the state stays in the
-	// changelog until it has grown to 64 MiB). Lower means faster restores
+	// exceeds this fraction of the base's size. Lower means faster restores
 	// (less changelog to replay) and more upload and CPU: a materialization
 	// first writes every change queued in memory into Pebble, and under
 	// updates spread over the whole key space that is a rewrite of the

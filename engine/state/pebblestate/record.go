@@ -71,7 +71,7 @@ func (b *backend) record(pl *plan, metaName string, selfContained, ok bool) {
 	if pl.materialized && ok {
 		c.baseID, c.base = pl.baseID, pl.base
 		n := 0
-		for n < len(c.segs) && c.segs[n].id <= pl.baseID {
+		for n < len(c.segs) && c.segs[n].id <= pl.id {
 			if !strings.HasPrefix(c.segs[n].file.local, b.dir.objects) {
 				dropped = append(dropped, c.segs[n].file.local)
 			}

@@ -121,7 +121,6 @@ func (b *backend) restoreExact(ctx context.Context, from state.Downloader, m *sn
 	defer b.cmu.Unlock()
 	c := &b.chain
 	c.baseID, c.base, c.segs = m.BaseID, base, segs
-	b.inPebble.Store(m.CheckpointID) // the segments are replayed into it
 	c.reusable, c.sstHandles = map[string]bool{}, map[string]checkpoint.Handle{}
 	keep := map[string]bool{}
 	add := func(f chainFile) {
@@ -177,9 +176,8 @@ func (b *backend) restoreRescaled(ctx context.Context, from state.Downloader, so
 		}
 	}
 	b.cmu.Lock()
-	b.chain = chainState{} // no base: the next snapshot takes Pebble as it is
+	b.chain = chainState{} // no base: the next snapshot materializes
 	b.cmu.Unlock()
-	b.inPebble.Store(sources[primary].m.CheckpointID)
 	return nil
 }
 

@@ -78,16 +78,7 @@ func (b *backend) plan(p *pendingApply) (*plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list pebble checkpoint: %w", err)
 		}
-		pl.baseID, pl.materialized = p.baseID, true
-		// The segments after the checkpoint the base holds, through p's.
-		for _, s := range c.segs {
-			if s.id > p.baseID && s.id <= p.id {
-				if !c.reusable[s.file.h.Name] {
-					s.file.h = checkpoint.Handle{}
-				}
-				pl.segs = append(pl.segs, s)
-			}
-		}
+		pl.baseID, pl.materialized = p.id, true
 		for _, e := range ents {
 			if e.IsDir() {
 				continue

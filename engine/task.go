@@ -313,6 +313,7 @@ func (p *keyedProc[K, IN, OUT]) process(records []IN, out *Output[OUT]) error {
 		}
 		records = records[n:]
 	}
+	clear(p.keys) // keys may point into the batch, which is reused
 	return nil
 }
 

@@ -10,9 +10,9 @@ import (
 // misses, and the record path does one or two for every record (measured:
 // 14% of bench/suite's keyed count's CPU in map lookups, and 6% in the map's
 // growth). Here a lookup is one miss for its slot, which holds the key's
-// full hash, and one for the entry, which it reads anyway; and touch lets the
-// engine start those misses for a whole batch of records at once
-// (Prefetch), so that they overlap instead of following one another.
+// full hash, and one for the entry, which it reads anyway; and slotOf lets
+// Prefetch take those misses for a whole batch of records at once, so that
+// they overlap instead of following one another.
 //
 // The table is split into parts by the top bits of the hash, each an open
 // addressing array with linear probing that doubles on its own: growing
@@ -20,7 +20,6 @@ import (
 type entryTable struct {
 	seed  maphash.Seed
 	parts [tableParts]tablePart
-	n     int
 	// cursor is where the next scan starts, so that eviction does not
 	// revisit the same dirty entries every time.
 	cursor int
@@ -44,8 +43,6 @@ type tableSlot struct {
 }
 
 func newEntryTable() *entryTable { return &entryTable{seed: maphash.MakeSeed()} }
-
-func (t *entryTable) len() int { return t.n }
 
 func (t *entryTable) part(h uint64) *tablePart { return &t.parts[h>>(64-tablePartBits)] }
 
@@ -92,7 +89,6 @@ func (t *entryTable) put(e *entry) {
 		if s.e == nil {
 			*s = tableSlot{h: h, e: e}
 			p.n++
-			t.n++
 			return
 		}
 		if s.h == h && s.e.key == e.key {
@@ -132,7 +128,7 @@ func (t *entryTable) delete(k string) {
 			return
 		}
 		if s.h == h && s.e.key == k {
-			t.removeAt(p, i)
+			p.removeAt(i)
 			return
 		}
 	}
@@ -140,7 +136,7 @@ func (t *entryTable) delete(k string) {
 
 // removeAt empties slot i of p and shifts back the entries after it that
 // probing would no longer find (no tombstones: lookups stay short).
-func (t *entryTable) removeAt(p *tablePart, i uint64) {
+func (p *tablePart) removeAt(i uint64) {
 	mask := uint64(len(p.slots) - 1)
 	for j := (i + 1) & mask; p.slots[j].e != nil; j = (j + 1) & mask {
 		home := p.slots[j].h & mask
@@ -152,7 +148,6 @@ func (t *entryTable) removeAt(p *tablePart, i uint64) {
 	}
 	p.slots[i] = tableSlot{}
 	p.n--
-	t.n--
 }
 
 // scan calls fn for the entries, starting where the last scan stopped,
@@ -172,24 +167,13 @@ func (t *entryTable) scan(fn func(e *entry) (remove, stop bool)) {
 			}
 			remove, stop := fn(e)
 			if remove {
-				t.removeAt(p, i) // another entry may now be at i
+				p.removeAt(i) // another entry may now be at i
 			} else {
 				i++
 			}
 			if stop {
 				t.cursor = pi + 1
 				return
-			}
-		}
-	}
-}
-
-// each calls fn for every entry; fn must not change the table.
-func (t *entryTable) each(fn func(e *entry)) {
-	for pi := range t.parts {
-		for _, s := range t.parts[pi].slots {
-			if s.e != nil {
-				fn(s.e)
 			}
 		}
 	}

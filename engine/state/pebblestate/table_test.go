@@ -144,3 +144,22 @@ func TestPrefetch(t *testing.T) {
 		}
 	}
 }
+
+func (t *entryTable) len() int {
+	n := 0
+	for i := range t.parts {
+		n += t.parts[i].n
+	}
+	return n
+}
+
+// each calls fn for every entry; fn must not change the table.
+func (t *entryTable) each(fn func(e *entry)) {
+	for pi := range t.parts {
+		for _, s := range t.parts[pi].slots {
+			if s.e != nil {
+				fn(s.e)
+			}
+		}
+	}
+}

@@ -142,26 +142,35 @@ func (b *backend) ingestMerged(db *pebble.DB, paths []string, scratchDir string)
 	}
 	table := filepath.Join(scratchDir, "ingest-"+filepath.Base(paths[len(paths)-1])+".sst")
 	os.Remove(table)
-	w, err := b.createTable(table)
-	if err != nil {
-		return fmt.Errorf("ingest %s: %w", what, err)
-	}
-	n, err := mergeRuns(runs, w.add)
-	if err != nil || n == 0 {
-		w.abandon()
-		if err != nil {
-			return fmt.Errorf("ingest %s: %w", what, err)
-		}
-		return nil // intervals without changes
-	}
-	if err := w.close(); err != nil {
-		return fmt.Errorf("ingest %s: %w", what, err)
-	}
-	if err := db.Ingest(context.Background(), []string{table}); err != nil {
-		os.Remove(table)
+	merge := func(add func(op byte, k, v []byte) error) (int, error) { return mergeRuns(runs, add) }
+	if _, err := b.ingestTable(db, table, merge); err != nil {
 		return fmt.Errorf("ingest %s: %w", what, err)
 	}
 	return nil
+}
+
+// ingestTable writes the entries fill adds, in key order, as a table at
+// path and ingests it into db (which moves the file in); it returns how
+// many fill added. No table is ingested when fill added none (intervals
+// without changes).
+func (b *backend) ingestTable(db *pebble.DB, path string, fill func(add func(op byte, k, v []byte) error) (int, error)) (int, error) {
+	w, err := b.createTable(path)
+	if err != nil {
+		return 0, err
+	}
+	n, err := fill(w.add)
+	if err != nil || n == 0 {
+		w.abandon()
+		return 0, err
+	}
+	if err := w.close(); err != nil {
+		return 0, err
+	}
+	if err := db.Ingest(context.Background(), []string{path}); err != nil {
+		os.Remove(path)
+		return 0, fmt.Errorf("ingest %s: %w", path, err)
+	}
+	return n, nil
 }
 
 // sortedSegment opens the log segment at path if it is sorted, or else

@@ -1,9 +1,7 @@
 package pebblestate
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -69,26 +67,13 @@ func (b *backend) ingest(through uint64) error {
 }
 
 // ingestRecords writes sorted records as a table at path and ingests it
-// into db (which moves the file in); it returns how many entries the table
-// held. No table is written without entries.
+// into db; it returns how many entries the table held. No table is written
+// without entries.
 func (b *backend) ingestRecords(db *pebble.DB, r records, path string) (int, error) {
 	if len(r.entries) == 0 {
 		return 0, nil
 	}
-	w, err := b.createTable(path)
-	if err != nil {
-		return 0, err
-	}
-	if err := r.each(w.add); err != nil {
-		w.abandon()
-		return 0, err
-	}
-	if err := w.close(); err != nil {
-		return 0, err
-	}
-	if err := db.Ingest(context.Background(), []string{path}); err != nil {
-		os.Remove(path)
-		return 0, fmt.Errorf("ingest %s: %w", path, err)
-	}
-	return len(r.entries), nil
+	return b.ingestTable(db, path, func(add func(op byte, k, v []byte) error) (int, error) {
+		return len(r.entries), r.each(add)
+	})
 }

@@ -51,6 +51,7 @@ func (b *backend) held(e uint64) bool { return e > b.capturedSeen && e <= b.hold
 // snapshots). Under wmu.
 func (b *backend) ingest(through uint64) error {
 	start := time.Now()
+	defer b.sorter.release()
 	b.sorter.captureListed(b.unapplied)
 	raise(&b.ingestCaptured, through)
 	r := b.sorter.sorted()

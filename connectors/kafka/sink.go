@@ -59,7 +59,7 @@ type SinkConfig[T any] struct {
 	// Headers, if set, returns headers for each record.
 	Headers func(T) []Header
 	// Timestamp, if set, returns each record's timestamp; by default the
-	// client sets the time of production.
+	// time the sink received the record's batch (in milliseconds).
 	Timestamp func(T) time.Time
 
 	// Guarantee is the delivery guarantee. Default AtLeastOnce.
@@ -214,7 +214,7 @@ func serialize[T any](s Serializer[T], topic string, v T, buf []byte) ([]byte, [
 	return buf[start:len(buf):len(buf)], buf, nil
 }
 
-func (b *recordBuilder[T]) build(v T, r *kgo.Record, buf []byte) ([]byte, error) {
+func (b *recordBuilder[T]) build(v T, r *kgo.Record, buf []byte, now time.Time) ([]byte, error) {
 	c := b.cfg
 	topic := c.Topic
 	if c.TopicOf != nil {
@@ -235,6 +235,7 @@ func (b *recordBuilder[T]) build(v T, r *kgo.Record, buf []byte) ([]byte, error)
 			r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 		}
 	}
+	r.Timestamp = now
 	if c.Timestamp != nil {
 		r.Timestamp = c.Timestamp(v)
 	}

@@ -3,6 +3,7 @@ package kafka
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -60,9 +61,13 @@ func (b *recordBuilder[T]) buildAll(vs []T, res *results) (*slab, error) {
 		s.buf = make([]byte, 0, b.bufSize)
 	}
 	buf := s.buf[:0]
+	// One clock read per batch, not per record as the client would (the
+	// clock costs ~50 ns on the virtual machines we measure on: 5% of a
+	// pass-through job's CPU). The client truncates to milliseconds too.
+	now := time.Now().Truncate(time.Millisecond)
 	var err error
 	for i := range vs {
-		if buf, err = b.build(vs[i], &s.recs[i], buf); err != nil {
+		if buf, err = b.build(vs[i], &s.recs[i], buf, now); err != nil {
 			return nil, err
 		}
 	}

@@ -272,3 +272,28 @@ func TestSlabRecycling(t *testing.T) {
 		t.Fatalf("results saw %d acknowledgements, want 3", res.acked)
 	}
 }
+
+// TestBuildAllTimestamps: a record's timestamp is the batch's build time in
+// milliseconds unless the sink's Timestamp gives one.
+func TestBuildAllTimestamps(t *testing.T) {
+	value := SerializerFunc[int](func(_ string, v int) ([]byte, error) { return []byte{byte(v)}, nil })
+	b := recordBuilder[int]{cfg: &SinkConfig[int]{Topic: "t", Value: value}}
+	before := time.Now().Truncate(time.Millisecond)
+	sl, err := b.buildAll([]int{1, 2}, newResults())
+	after := time.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range sl.recs {
+		if ts := r.Timestamp; ts.Before(before) || ts.After(after) || !ts.Equal(ts.Truncate(time.Millisecond)) {
+			t.Fatalf("record %d: timestamp %v, want a millisecond in [%v, %v]", i, ts, before, after)
+		}
+	}
+	given := recordBuilder[int]{cfg: &SinkConfig[int]{Topic: "t", Value: value, Timestamp: func(v int) time.Time { return time.UnixMilli(int64(v)) }}}
+	if sl, err = given.buildAll([]int{7}, newResults()); err != nil {
+		t.Fatal(err)
+	}
+	if got := sl.recs[0].Timestamp; !got.Equal(time.UnixMilli(7)) {
+		t.Fatalf("timestamp %v, want the sink's %v", got, time.UnixMilli(7))
+	}
+}

@@ -55,12 +55,12 @@ type records struct {
 // the heap by as much again before it ran (measured: bench/suite's keyed
 // count with 1 s checkpoints peaked 100 MiB higher).
 type sorter struct {
-	a, tmp        []record
-	data          []byte
-	bytesPerEntry int
-	ptrs          []*entry  // byAddress's scratch
-	seg           []byte    // encodeGen's
-	first, diff   [2]uint64 // the first key prefix, and the bits where others differ from it
+	a, tmp           []record
+	data             []byte
+	bytesPerEntry    int
+	ptrs             []*entry  // byAddress's scratch
+	segBytesPerEntry int       // of encodeGen's last call
+	first, diff      [2]uint64 // the first key prefix, and the bits where others differ from it
 }
 
 // release drops the capture buffers (see sorter).
@@ -114,12 +114,15 @@ func (s *sorter) captured() records {
 }
 
 // encodeGen encodes an epoch's entries as a segment's entries (segment.go),
-// in the order of their addresses (which reorders gen), into the sorter's
-// segment buffer (valid until the next call), and appends those not listed
-// yet to the list of entries waiting for ingestion.
+// in the order of their addresses (which reorders gen), into a new buffer,
+// and appends those not listed yet to the list of entries waiting for
+// ingestion. The buffer is sized from the bytes per entry of the last call,
+// so that it is allocated once; it is not kept, for the reason the sorter
+// releases its capture buffers (a segment of a million keys is some 20 MB).
 func (s *sorter) encodeGen(gen []*entry, unapplied *[]*entry) []byte {
 	s.byAddress(gen)
-	buf := s.seg[:0]
+	want := len(gen) * s.segBytesPerEntry
+	buf := make([]byte, 0, want+want/8)
 	for _, e := range gen {
 		if need := len(e.key) + len(e.val) + 2*binary.MaxVarintLen64; cap(buf)-len(buf) < need {
 			// Double: append grows a long slice by a quarter, copying it
@@ -134,7 +137,9 @@ func (s *sorter) encodeGen(gen []*entry, unapplied *[]*entry) []byte {
 			*unapplied = appendDirty(*unapplied, e)
 		}
 	}
-	s.seg = buf
+	if len(gen) > 0 {
+		s.segBytesPerEntry = (len(buf) + len(gen) - 1) / len(gen)
+	}
 	return buf
 }
 

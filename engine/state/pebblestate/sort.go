@@ -50,10 +50,10 @@ type records struct {
 // measure on), which serves a restore sorting segment after segment, and
 // the bytes per entry of the last capture (to size the next one's data at
 // once). A backend releases them after each ingestion (release):
-// ingestions are rare (ingest.go), and keeping some 60 MB of them in the
-// heap between two, with a million keys, let the garbage collector grow
-// the heap by as much again before it ran (measured: bench/suite's keyed
-// count with 1 s checkpoints peaked 100 MiB higher).
+// ingestions are rare (ingest.go), and keeping them in the heap between
+// two (some 60 MB per subtask in bench/suite's keyed count, 1M keys over
+// two subtasks) let the garbage collector grow the heap by as much again
+// before it ran: the 1 s run peaked 100 MiB higher.
 type sorter struct {
 	a, tmp           []record
 	data             []byte

@@ -114,26 +114,6 @@ func (p *tablePart) grow() {
 	}
 }
 
-// delete removes the entry of k, if any.
-func (t *entryTable) delete(k string) {
-	h := maphash.String(t.seed, k)
-	p := t.part(h)
-	if len(p.slots) == 0 {
-		return
-	}
-	mask := uint64(len(p.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
-		s := &p.slots[i]
-		if s.e == nil {
-			return
-		}
-		if s.h == h && s.e.key == k {
-			p.removeAt(i)
-			return
-		}
-	}
-}
-
 // removeAt empties slot i of p and shifts back the entries after it that
 // probing would no longer find (no tombstones: lookups stay short).
 func (p *tablePart) removeAt(i uint64) {

@@ -2,6 +2,7 @@ package pebblestate
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"testing"
 
@@ -160,6 +161,27 @@ func (t *entryTable) each(fn func(e *entry)) {
 			if s.e != nil {
 				fn(s.e)
 			}
+		}
+	}
+}
+
+// delete removes the entry of k, if any (the backend removes entries only
+// by scanning, when it evicts).
+func (t *entryTable) delete(k string) {
+	h := maphash.String(t.seed, k)
+	p := t.part(h)
+	if len(p.slots) == 0 {
+		return
+	}
+	mask := uint64(len(p.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := &p.slots[i]
+		if s.e == nil {
+			return
+		}
+		if s.h == h && s.e.key == k {
+			p.removeAt(i)
+			return
 		}
 	}
 }
